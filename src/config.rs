@@ -1,0 +1,110 @@
+//! Typed configuration. Every setting has a default suitable for a laptop, can be overridden by
+//! an environment variable and, for `serve`, by a command-line flag (see `labdeck serve --help`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// A secret that never shows up in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL; the database is created if it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/labdeck")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Redis connection URL.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix for every Redis key labdeck writes, so several deployments can share one Redis.
+    #[arg(long, env = "LABDECK_REDIS_PREFIX", default_value = "labdeck:")]
+    pub redis_prefix: String,
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "LABDECK_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// The URL users reach labdeck at. An https URL turns on Secure cookies and HSTS.
+    #[arg(long, env = "LABDECK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "LABDECK_CONTENT_DIR", default_value = "content")]
+    pub content_dir: PathBuf,
+    #[arg(long, env = "LABDECK_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+    /// Dev mode: reload lessons when files under the content directory change, and refresh
+    /// open browser tabs.
+    #[arg(long, env = "LABDECK_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
+    /// Key for CSRF tokens (at least 32 characters). A random key is used when unset, which
+    /// invalidates open forms on restart and cannot be shared by several instances.
+    #[arg(long, env = "LABDECK_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub content_dir: PathBuf,
+    pub static_dir: PathBuf,
+    pub dev: bool,
+    pub secret: Secret,
+}
+
+impl Config {
+    pub fn from_args(args: ServeArgs) -> anyhow::Result<Config> {
+        let secret = match args.secret {
+            Some(s) if s.len() >= 32 => Secret(s.into_bytes()),
+            Some(_) => anyhow::bail!("LABDECK_SECRET must be at least 32 characters long"),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+                Secret(bytes)
+            }
+        };
+        let public_url = args
+            .public_url
+            .unwrap_or_else(|| format!("http://{}", args.bind))
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Config {
+            database_url: args.db.database_url,
+            redis_url: args.redis_url,
+            redis_prefix: args.redis_prefix,
+            bind: args.bind,
+            public_url,
+            content_dir: args.content_dir,
+            static_dir: args.static_dir,
+            dev: args.dev,
+            secret,
+        })
+    }
+
+    /// Cookies get `Secure` (and the `__Host-` prefix) only when served over TLS; browsers drop
+    /// Secure cookies set by plain-http origins other than localhost.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}

@@ -1,0 +1,26 @@
+//! The lab registry: every lab a lesson may name in its front matter.
+//!
+//! Each lab gets a `labs/<slug>/` folder and a module here once it is built; until then it is
+//! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
+//! a link) and the content checker can reject ids that will never exist.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabInfo {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// Whether the live service and challenge exist yet.
+    pub available: bool,
+}
+
+pub const LABS: &[LabInfo] = &[
+    LabInfo { id: "upload", title: "Streaming upload", available: false },
+    LabInfo { id: "rate-limiter", title: "Rate limiter", available: false },
+    LabInfo { id: "cache-keys", title: "Redis cache-key challenge", available: false },
+    LabInfo { id: "circuit-breaker", title: "Circuit breaker", available: false },
+    LabInfo { id: "notifications", title: "Kafka / WebSocket notifications", available: false },
+    LabInfo { id: "sso", title: "SSO flow", available: false },
+];
+
+pub fn find(id: &str) -> Option<&'static LabInfo> {
+    LABS.iter().find(|lab| lab.id == id)
+}
