@@ -42,14 +42,16 @@ pub struct RunningServer {
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("installing metrics recorder: {e}"))?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    static HANDLE: std::sync::OnceLock<Result<PrometheusHandle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| format!("installing metrics recorder: {e}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
@@ -84,11 +86,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let router = web::router(state.clone());
     let handle = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
     });
-    Ok(RunningServer { addr, state, handle, _watcher: watcher })
+    Ok(RunningServer {
+        addr,
+        state,
+        handle,
+        _watcher: watcher,
+    })
 }
 
 fn spawn_background_tasks(state: &AppState) {

@@ -11,7 +11,11 @@ use crate::content::Library;
 use crate::{app, infra};
 
 #[derive(Debug, Parser)]
-#[command(name = "labdeck", version, about = "Interactive learning and interview prep for backend engineers")]
+#[command(
+    name = "labdeck",
+    version,
+    about = "Interactive learning and interview prep for backend engineers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -93,9 +97,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = Config::from_args(args)?;
             let server = app::start(config).await?;
             let lessons = server.state.content.library().lessons().count();
-            println!("labdeck is running at http://{} ({lessons} lessons)", server.addr);
+            println!(
+                "labdeck is running at http://{} ({lessons} lessons)",
+                server.addr
+            );
             if server.state.config.dev {
-                println!("dev mode: lessons reload when files under {} change", server.state.config.content_dir.display());
+                println!(
+                    "dev mode: lessons reload when files under {} change",
+                    server.state.config.content_dir.display()
+                );
             }
             server.handle.await??;
             Ok(0)
@@ -110,17 +120,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Content { command: ContentCommand::Check { dir } } => {
+        Command::Content {
+            command: ContentCommand::Check { dir },
+        } => {
             let library = tokio::task::spawn_blocking(move || Library::load(&dir)).await?;
             for diagnostic in &library.diagnostics {
                 println!("{diagnostic}");
             }
             let lessons = library.lessons().count();
             if library.diagnostics.is_empty() {
-                println!("content ok: {lessons} lessons in {} tracks", library.tracks.len());
+                println!(
+                    "content ok: {lessons} lessons in {} tracks",
+                    library.tracks.len()
+                );
                 Ok(0)
             } else {
-                println!("{} problem(s) in {lessons} lessons", library.diagnostics.len());
+                println!(
+                    "{} problem(s) in {lessons} lessons",
+                    library.diagnostics.len()
+                );
                 Ok(1)
             }
         }
@@ -130,7 +148,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 async fn user_command(command: UserCommand) -> anyhow::Result<i32> {
     match command {
-        UserCommand::Create { db, email, name, password, role } => {
+        UserCommand::Create {
+            db,
+            email,
+            name,
+            password,
+            role,
+        } => {
             let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
             let password = match password {
                 Some(p) => p,
@@ -140,11 +164,19 @@ async fn user_command(command: UserCommand) -> anyhow::Result<i32> {
                     input.trim_end_matches(['\n', '\r']).to_string()
                 }
             };
-            accounts::check_password_strength(&password, email.as_str()).map_err(anyhow::Error::msg)?;
+            accounts::check_password_strength(&password, email.as_str())
+                .map_err(anyhow::Error::msg)?;
             let hash = accounts::hash_password(&password)?;
             let pool = infra::connect_postgres(&db.database_url).await?;
             let mut conn = pool.acquire().await?;
-            let name = name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("user").to_string());
+            let name = name.unwrap_or_else(|| {
+                email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or("user")
+                    .to_string()
+            });
             let user = accounts::create_user(&mut conn, &email, &name, &hash, role).await?;
             println!("created {} ({}) with id {}", user.email, user.role, user.id);
             Ok(0)
@@ -163,7 +195,10 @@ async fn user_command(command: UserCommand) -> anyhow::Result<i32> {
             let pool = infra::connect_postgres(&db.database_url).await?;
             let mut conn = pool.acquire().await?;
             for user in accounts::list_users(&mut conn).await? {
-                println!("{}\t{}\t{}\t{}", user.id, user.email, user.role, user.display_name);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    user.id, user.email, user.role, user.display_name
+                );
             }
             Ok(0)
         }

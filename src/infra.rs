@@ -11,9 +11,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Creates the database if needed, connects and applies pending migrations.
 pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
-    if !sqlx::Postgres::database_exists(url).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach PostgreSQL at {}: {e}", redact(url))
-    })? {
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach PostgreSQL at {}: {e}", redact(url)))?
+    {
         sqlx::Postgres::create_database(url).await?;
         tracing::info!("created database");
     }
@@ -45,7 +46,14 @@ pub fn redact(url: &str) -> String {
         let user = auth.split(':').next().unwrap_or("");
         Some(format!("{scheme}://{user}:***@{host}"))
     }) {
-        Some(redacted) if url.contains(':') && url.split_once("://").is_some_and(|(_, r)| r.split('@').next().is_some_and(|a| a.contains(':'))) => redacted,
+        Some(redacted)
+            if url.contains(':')
+                && url
+                    .split_once("://")
+                    .is_some_and(|(_, r)| r.split('@').next().is_some_and(|a| a.contains(':'))) =>
+        {
+            redacted
+        }
         _ => url.to_string(),
     }
 }
@@ -54,7 +62,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

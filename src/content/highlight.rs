@@ -59,7 +59,9 @@ fn syntax_set() -> &'static SyntaxSet {
 
 /// Whether `lang` is a code-block language the content checker accepts.
 pub fn is_known_language(lang: &str) -> bool {
-    LANGUAGES.iter().any(|(name, _)| name.eq_ignore_ascii_case(lang))
+    LANGUAGES
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(lang))
 }
 
 fn syntax_for(lang: &str) -> Option<&'static SyntaxReference> {

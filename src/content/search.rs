@@ -34,7 +34,9 @@ pub async fn sync_index(db: &PgPool, library: &Library) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(7261001)")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM lesson_search").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM lesson_search")
+        .execute(&mut *tx)
+        .await?;
     for lesson in library.lessons() {
         let meta = &lesson.meta;
         sqlx::query(

@@ -13,12 +13,36 @@ pub struct LabInfo {
 }
 
 pub const LABS: &[LabInfo] = &[
-    LabInfo { id: "upload", title: "Streaming upload", available: false },
-    LabInfo { id: "rate-limiter", title: "Rate limiter", available: false },
-    LabInfo { id: "cache-keys", title: "Redis cache-key challenge", available: false },
-    LabInfo { id: "circuit-breaker", title: "Circuit breaker", available: false },
-    LabInfo { id: "notifications", title: "Kafka / WebSocket notifications", available: false },
-    LabInfo { id: "sso", title: "SSO flow", available: false },
+    LabInfo {
+        id: "upload",
+        title: "Streaming upload",
+        available: false,
+    },
+    LabInfo {
+        id: "rate-limiter",
+        title: "Rate limiter",
+        available: false,
+    },
+    LabInfo {
+        id: "cache-keys",
+        title: "Redis cache-key challenge",
+        available: false,
+    },
+    LabInfo {
+        id: "circuit-breaker",
+        title: "Circuit breaker",
+        available: false,
+    },
+    LabInfo {
+        id: "notifications",
+        title: "Kafka / WebSocket notifications",
+        available: false,
+    },
+    LabInfo {
+        id: "sso",
+        title: "SSO flow",
+        available: false,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static LabInfo> {

@@ -22,13 +22,15 @@ async fn log_activity(
     slug: &str,
     detail: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO activity (user_id, kind, lesson_slug, detail) VALUES ($1, $2, $3, $4)")
-        .bind(user_id)
-        .bind(kind)
-        .bind(slug)
-        .bind(detail)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO activity (user_id, kind, lesson_slug, detail) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(kind)
+    .bind(slug)
+    .bind(detail)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -96,7 +98,10 @@ pub async fn lesson_status(
     }))
 }
 
-pub async fn completed_slugs(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<HashSet<String>> {
+pub async fn completed_slugs(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> sqlx::Result<HashSet<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT lesson_slug FROM lesson_progress WHERE user_id = $1 AND completed_at IS NOT NULL",
     )
@@ -124,7 +129,11 @@ pub async fn record_quiz_answer(
     .bind(correct)
     .execute(&mut *conn)
     .await?;
-    let kind = if correct { "quiz_correct" } else { "quiz_wrong" };
+    let kind = if correct {
+        "quiz_correct"
+    } else {
+        "quiz_wrong"
+    };
     log_activity(conn, user_id, kind, slug, quiz_id).await
 }
 
@@ -236,7 +245,10 @@ pub async fn lesson_stats(conn: &mut PgConnection) -> sqlx::Result<HashMap<Strin
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.lesson_slug.clone(), r)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.lesson_slug.clone(), r))
+        .collect())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

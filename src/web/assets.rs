@@ -38,19 +38,28 @@ impl SiteInfo {
         let mut versions = HashMap::new();
         let mut stack = vec![static_dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if let (Ok(bytes), Ok(rel)) = (std::fs::read(&path), path.strip_prefix(static_dir)) {
+                } else if let (Ok(bytes), Ok(rel)) =
+                    (std::fs::read(&path), path.strip_prefix(static_dir))
+                {
                     versions.insert(rel.to_string_lossy().replace('\\', "/"), short_hash(&bytes));
                 }
             }
         }
         let highlight_css = highlight::stylesheet();
         let highlight_version = short_hash(highlight_css.as_bytes());
-        SiteInfo { versions, highlight_css, highlight_version, dev }
+        SiteInfo {
+            versions,
+            highlight_css,
+            highlight_version,
+            dev,
+        }
     }
 
     /// Whether a built asset is present (the page works without JS if the bundle was not built).

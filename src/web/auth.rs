@@ -63,7 +63,10 @@ struct LoginPage {
     next: String,
 }
 
-async fn signup_form(viewer: Viewer, Query(query): Query<NextQuery>) -> Result<Html<String>, AppError> {
+async fn signup_form(
+    viewer: Viewer,
+    Query(query): Query<NextQuery>,
+) -> Result<Html<String>, AppError> {
     let page = SignupPage {
         layout: Layout::new(viewer, "Create your account"),
         email: String::new(),
@@ -90,7 +93,12 @@ async fn signup(
     Form(form): Form<SignupForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
-    let display_name = form.display_name.clone().unwrap_or_default().trim().to_string();
+    let display_name = form
+        .display_name
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let fail = |viewer: Viewer, message: String| -> Result<Response, AppError> {
         let page = SignupPage {
             layout: Layout::new(viewer, "Create your account"),
@@ -107,7 +115,10 @@ async fn signup(
         Err(message) => return fail(viewer, message),
     };
     if display_name.chars().count() > 60 {
-        return fail(viewer, "Keep your display name under 60 characters.".to_string());
+        return fail(
+            viewer,
+            "Keep your display name under 60 characters.".to_string(),
+        );
     }
     if let Err(message) = accounts::check_password_strength(&form.password, email.as_str()) {
         return fail(viewer, message);
@@ -117,7 +128,12 @@ async fn signup(
         .await
         .map_err(anyhow::Error::from)??;
     let name = if display_name.is_empty() {
-        email.as_str().split('@').next().unwrap_or("learner").to_string()
+        email
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or("learner")
+            .to_string()
     } else {
         display_name.clone()
     };
@@ -145,7 +161,10 @@ fn time_days(days: i64) -> time::Duration {
     time::Duration::days(days)
 }
 
-async fn login_form(viewer: Viewer, Query(query): Query<NextQuery>) -> Result<Html<String>, AppError> {
+async fn login_form(
+    viewer: Viewer,
+    Query(query): Query<NextQuery>,
+) -> Result<Html<String>, AppError> {
     let page = LoginPage {
         layout: Layout::new(viewer, "Log in"),
         email: String::new(),
@@ -171,15 +190,16 @@ async fn login(
 ) -> Result<Response, AppError> {
     let next = safe_next(form.next.as_deref());
     let ip = peer.ip().to_string();
-    let page = |viewer: Viewer, status: StatusCode, message: String| -> Result<Response, AppError> {
-        let page = LoginPage {
-            layout: Layout::new(viewer, "Log in"),
-            email: form.email.trim().to_string(),
-            error: Some(message),
-            next: next.clone(),
+    let page =
+        |viewer: Viewer, status: StatusCode, message: String| -> Result<Response, AppError> {
+            let page = LoginPage {
+                layout: Layout::new(viewer, "Log in"),
+                email: form.email.trim().to_string(),
+                error: Some(message),
+                next: next.clone(),
+            };
+            Ok((status, Html(page.render()?)).into_response())
         };
-        Ok((status, Html(page.render()?)).into_response())
-    };
     if let Some(wait) = state.throttle.blocked_for(&form.email, &ip).await {
         let minutes = (wait + 59) / 60;
         let message = format!(
@@ -188,7 +208,9 @@ async fn login(
         );
         let mut response = page(viewer, StatusCode::TOO_MANY_REQUESTS, message)?;
         if let Ok(value) = wait.to_string().parse() {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
         }
         return Ok(response);
     }

@@ -51,7 +51,10 @@ struct DashboardPage {
     recent: Vec<ActivityRow>,
 }
 
-async fn dashboard_show(State(state): State<AppState>, viewer: Viewer) -> Result<Html<String>, AppError> {
+async fn dashboard_show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Html<String>, AppError> {
     let user = viewer.require_user("/dashboard")?.clone();
     let library = state.content.library();
     let mut conn = state.db.acquire().await?;

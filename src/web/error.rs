@@ -26,7 +26,10 @@ pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("Something went wrong on our side. It has been logged; please try again.")]
@@ -80,7 +83,9 @@ impl IntoResponse for AppError {
                     response.headers_mut().insert("HX-Redirect", value);
                 }
             }
-            AppError::TooManyRequests { retry_after_secs, .. } => {
+            AppError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -116,12 +121,21 @@ struct Toast {
 /// Rewrites error responses (those carrying an [`ErrorReport`]) into the right shape.
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let viewer = request.extensions().get::<Viewer>().cloned();
-    let wants_json = request
-        .headers()
+    let wants_json = wants_json(request.headers());
+    let response = next.run(request).await;
+    shape_error(response, viewer, wants_json)
+}
+
+/// API clients that ask for JSON (and not HTML) get JSON errors.
+pub fn wants_json(headers: &header::HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"));
-    let response = next.run(request).await;
+        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// Gives an error response its body: error page, htmx toast or JSON. Other responses pass.
+pub fn shape_error(response: Response, viewer: Option<Viewer>, wants_json: bool) -> Response {
     let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
         return response;
     };
@@ -133,21 +147,34 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = if wants_json {
-        parts
-            .headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         serde_json::json!({ "error": report.message, "status": status.as_u16() }).to_string()
     } else if htmx {
         // The fragment goes to the toast area whatever the request targeted.
-        parts.headers.insert("HX-Retarget", HeaderValue::from_static("#toasts"));
-        parts.headers.insert("HX-Reswap", HeaderValue::from_static("beforeend"));
         parts
             .headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        Toast { message: report.message }.render().unwrap_or_default()
+            .insert("HX-Retarget", HeaderValue::from_static("#toasts"));
+        parts
+            .headers
+            .insert("HX-Reswap", HeaderValue::from_static("beforeend"));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        Toast {
+            message: report.message,
+        }
+        .render()
+        .unwrap_or_default()
     } else {
         let page = ErrorPage {
-            layout: Layout::new(viewer.unwrap_or_default(), status.canonical_reason().unwrap_or("Error")),
+            layout: Layout::new(
+                viewer.unwrap_or_default(),
+                status.canonical_reason().unwrap_or("Error"),
+            ),
             status: status.as_u16(),
             reason: status.canonical_reason().unwrap_or("Error").to_string(),
             message: report.message,

@@ -37,7 +37,10 @@ struct InstructorPage {
     diagnostics: Vec<Diagnostic>,
 }
 
-async fn instructor_show(State(state): State<AppState>, viewer: Viewer) -> Result<Html<String>, AppError> {
+async fn instructor_show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Html<String>, AppError> {
     viewer.require_staff("/instructor")?;
     let library = state.content.library();
     let mut conn = state.db.acquire().await?;
@@ -68,7 +71,15 @@ async fn progress_csv(State(state): State<AppState>, viewer: Viewer) -> Result<R
     let rows = progress::export_rows(&mut conn).await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer
-        .write_record(["email", "display_name", "lesson", "started_at", "completed_at", "quiz_answers", "quiz_correct"])
+        .write_record([
+            "email",
+            "display_name",
+            "lesson",
+            "started_at",
+            "completed_at",
+            "quiz_answers",
+            "quiz_correct",
+        ])
         .map_err(anyhow::Error::from)?;
     for row in rows {
         writer
@@ -83,10 +94,15 @@ async fn progress_csv(State(state): State<AppState>, viewer: Viewer) -> Result<R
             ])
             .map_err(anyhow::Error::from)?;
     }
-    let body = writer.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    let body = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"labdeck-progress.csv\""),

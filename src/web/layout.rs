@@ -11,7 +11,11 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(viewer: Viewer, title: impl Into<String>) -> Layout {
-        Layout { viewer, title: title.into(), diagrams: false }
+        Layout {
+            viewer,
+            title: title.into(),
+            diagrams: false,
+        }
     }
 
     pub fn asset(&self, path: &str) -> String {

@@ -46,7 +46,11 @@ impl TrackCard {
 }
 
 /// Completion of every track for a learner (or zero everywhere for a visitor).
-pub fn track_cards(library: &Library, completed: &HashSet<String>, show_drafts: bool) -> Vec<TrackCard> {
+pub fn track_cards(
+    library: &Library,
+    completed: &HashSet<String>,
+    show_drafts: bool,
+) -> Vec<TrackCard> {
     library
         .tracks
         .iter()
@@ -57,7 +61,10 @@ pub fn track_cards(library: &Library, completed: &HashSet<String>, show_drafts: 
                 title: track.title.clone(),
                 summary: track.summary.clone(),
                 total: lessons.len(),
-                done: lessons.iter().filter(|l| completed.contains(&l.meta.slug)).count(),
+                done: lessons
+                    .iter()
+                    .filter(|l| completed.contains(&l.meta.slug))
+                    .count(),
             }
         })
         .collect()
@@ -118,7 +125,10 @@ async fn track_show(
     let lessons: Vec<LessonRow> = library
         .track_lessons(&track, viewer.is_staff())
         .into_iter()
-        .map(|lesson| LessonRow { done: completed.contains(&lesson.meta.slug), lesson })
+        .map(|lesson| LessonRow {
+            done: completed.contains(&lesson.meta.slug),
+            lesson,
+        })
         .collect();
     let page = TrackPage {
         done: lessons.iter().filter(|l| l.done).count(),
@@ -200,7 +210,10 @@ async fn render_lesson(
             let mut conn = state.db.acquire().await?;
             progress::mark_started(&mut conn, user.id, slug).await?;
             let answers = progress::latest_quiz_answers(&mut conn, user.id, slug).await?;
-            (answers, progress::lesson_status(&mut conn, user.id, slug).await?)
+            (
+                answers,
+                progress::lesson_status(&mut conn, user.id, slug).await?,
+            )
         }
         None => (HashMap::new(), None),
     };
@@ -282,10 +295,16 @@ async fn lesson_complete(
     let mut conn = state.db.acquire().await?;
     let status = progress::set_completed(&mut conn, user.id, &slug, completed).await?;
     if !viewer.htmx {
-        return Ok(vary_hx_request(Redirect::to(&format!("/lessons/{slug}")).into_response()));
+        return Ok(vary_hx_request(
+            Redirect::to(&format!("/lessons/{slug}")).into_response(),
+        ));
     }
     let partial = CompletePartial {
-        c: CompleteView { slug, completed: status.completed_at.is_some(), csrf: viewer.csrf_token.clone() },
+        c: CompleteView {
+            slug,
+            completed: status.completed_at.is_some(),
+            csrf: viewer.csrf_token.clone(),
+        },
     };
     Ok(vary_hx_request(Html(partial.render()?).into_response()))
 }
@@ -327,8 +346,15 @@ async fn quiz_answer(
     if let Some(user) = &viewer.user {
         let mut conn = state.db.acquire().await?;
         progress::mark_started(&mut conn, user.id, &slug).await?;
-        progress::record_quiz_answer(&mut conn, user.id, &slug, &quiz_id, choice, choice == quiz.answer)
-            .await?;
+        progress::record_quiz_answer(
+            &mut conn,
+            user.id,
+            &slug,
+            &quiz_id,
+            choice,
+            choice == quiz.answer,
+        )
+        .await?;
     }
     if viewer.htmx {
         let partial = QuizPartial {

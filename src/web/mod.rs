@@ -46,10 +46,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(assets::cache_headers));
 
     let mut security_headers = vec![
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ),
         (
             HeaderName::from_static("permissions-policy"),
             HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
@@ -74,14 +83,24 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::page_router())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), viewer::viewer_middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            viewer::viewer_middleware,
+        ))
         .merge(ops::service_router())
         .nest_service("/static", static_files)
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| {
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+                .into_response()
         }))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
         .layer(CompressionLayer::new())
         .with_state(state);
     for (name, value) in security_headers {
@@ -113,14 +132,19 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| {
-            if request.uri().path().starts_with("/static/") { "/static".into() } else { "unmatched".into() }
+            if request.uri().path().starts_with("/static/") {
+                "/static".into()
+            } else {
+                "unmatched".into()
+            }
         });
     let method = request.method().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -42,9 +42,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let postgres = tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&state.db)).await;
     let postgres_ok = matches!(postgres, Ok(Ok(_)));
     let mut redis = state.redis.clone();
-    let ping = tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut redis)).await;
+    let ping = tokio::time::timeout(
+        timeout,
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await;
     let redis_ok = matches!(ping, Ok(Ok(ref pong)) if pong == "PONG");
-    let status = if postgres_ok && redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if postgres_ok && redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
         status,
@@ -65,7 +73,10 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 async fn highlight_css(State(state): State<AppState>) -> Response {
     let mut response = state.site.highlight_css.clone().into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),

@@ -54,7 +54,11 @@ async fn search_show(
     let html = if viewer.htmx {
         SearchResults { results }.render()?
     } else {
-        SearchPage { layout: Layout::new(viewer, "Search"), results }.render()?
+        SearchPage {
+            layout: Layout::new(viewer, "Search"),
+            results,
+        }
+        .render()?
     };
     Ok(vary_hx_request(Html(html).into_response()))
 }

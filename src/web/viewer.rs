@@ -23,7 +23,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::assets::SiteInfo;
-use super::error::AppError;
+use super::error::{self, AppError};
 use crate::accounts::{User, session};
 use crate::app::AppState;
 
@@ -83,9 +83,15 @@ pub struct CookieNames {
 
 pub fn cookie_names(secure: bool) -> CookieNames {
     if secure {
-        CookieNames { session: "__Host-labdeck_session", csrf: "__Host-labdeck_csrf" }
+        CookieNames {
+            session: "__Host-labdeck_session",
+            csrf: "__Host-labdeck_csrf",
+        }
     } else {
-        CookieNames { session: "labdeck_session", csrf: "labdeck_csrf" }
+        CookieNames {
+            session: "labdeck_session",
+            csrf: "labdeck_csrf",
+        }
     }
 }
 
@@ -108,10 +114,17 @@ fn csrf_token(secret: &[u8], seed: &str) -> String {
 }
 
 fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
-pub async fn viewer_middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn viewer_middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let secure = state.config.secure_cookies();
     let names = cookie_names(secure);
     let jar = CookieJar::from_headers(request.headers());
@@ -146,7 +159,10 @@ pub async fn viewer_middleware(State(state): State<AppState>, request: Request, 
     let viewer = Viewer {
         user,
         csrf_token: expected.clone(),
-        htmx: request.headers().get("HX-Request").is_some_and(|v| v == "true"),
+        htmx: request
+            .headers()
+            .get("HX-Request")
+            .is_some_and(|v| v == "true"),
         site: state.site.clone(),
     };
 
@@ -156,9 +172,12 @@ pub async fn viewer_middleware(State(state): State<AppState>, request: Request, 
         match check_csrf(&parts.headers, body, &expected).await {
             Ok(body) => Request::from_parts(parts, body),
             Err(err) => {
-                // Run the error through the same renderer as handler errors.
-                let mut response = err.into_response();
-                response.extensions_mut().insert(viewer);
+                // Shaped like any handler error: page, toast or JSON.
+                let response = error::shape_error(
+                    err.into_response(),
+                    Some(viewer),
+                    error::wants_json(&parts.headers),
+                );
                 return finish(response, set_cookie);
             }
         }
@@ -187,7 +206,11 @@ async fn check_csrf(headers: &HeaderMap, body: Body, expected: &str) -> Result<B
     };
     let matches = |token: &str| bool::from(token.as_bytes().ct_eq(expected.as_bytes()));
     if let Some(token) = headers.get("X-CSRF-Token").and_then(|v| v.to_str().ok()) {
-        return if matches(token) { Ok(body) } else { Err(rejected()) };
+        return if matches(token) {
+            Ok(body)
+        } else {
+            Err(rejected())
+        };
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -200,7 +223,10 @@ async fn check_csrf(headers: &HeaderMap, body: Body, expected: &str) -> Result<B
         .await
         .map_err(|_| AppError::BadRequest("That form is too large.".to_string()))?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-    let token = fields.iter().find(|(k, _)| k == "csrf_token").map(|(_, v)| v.as_str());
+    let token = fields
+        .iter()
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.as_str());
     match token {
         Some(token) if matches(token) => Ok(Body::from(bytes)),
         _ => Err(rejected()),

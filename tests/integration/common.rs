@@ -1,0 +1,283 @@
+//! Shared test harness: every test gets its own PostgreSQL database (created from the server in
+//! `LABDECK_TEST_DATABASE_URL`, dropped when the test ends) and its own Redis key prefix, and
+//! talks to a real labdeck server bound to a free port over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use labdeck::app::{self, AppState, RunningServer};
+use labdeck::config::{Config, DatabaseArgs, ServeArgs};
+use reqwest::redirect::Policy;
+use scraper::{Html, Selector};
+
+pub fn admin_database_url() -> String {
+    std::env::var("LABDECK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("LABDECK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `postgres://…/<name>` from the admin URL.
+fn database_url_for(name: &str) -> String {
+    let admin = admin_database_url();
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (admin.clone(), String::new()),
+    };
+    let root = base
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_string())
+        .unwrap_or(base);
+    format!("{root}/{name}{query}")
+}
+
+pub struct TestOptions {
+    pub content_dir: PathBuf,
+    pub dev: bool,
+    pub redis_url: String,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            content_dir: manifest_dir().join("content"),
+            dev: false,
+            redis_url: redis_url(),
+        }
+    }
+}
+
+/// The server and its database; the database is dropped when the last client goes away.
+struct ServerGuard {
+    server: RunningServer,
+    database_name: String,
+}
+
+#[derive(Clone)]
+pub struct TestApp {
+    guard: Arc<ServerGuard>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> TestApp {
+        let database_name = format!("labdeck_test_{}", uuid::Uuid::new_v4().simple());
+        let database_url = database_url_for(&database_name);
+        let args = ServeArgs {
+            db: DatabaseArgs {
+                database_url: database_url.clone(),
+            },
+            redis_url: options.redis_url,
+            redis_prefix: format!("labdeck-test:{database_name}:"),
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            public_url: None,
+            content_dir: options.content_dir,
+            static_dir: manifest_dir().join("static"),
+            dev: options.dev,
+            secret: Some("test-secret-that-is-long-enough-0123456789".to_string()),
+        };
+        let config = Config::from_args(args).expect("config");
+        let server = app::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestApp {
+            base,
+            client: new_client(),
+            database_url,
+            guard: Arc::new(ServerGuard {
+                server,
+                database_name,
+            }),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_html(&self, path: &str) -> Html {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        Html::parse_document(&response.text().await.expect("body"))
+    }
+
+    /// The CSRF token the server put in the page's meta tag for this client.
+    pub async fn csrf_token(&self) -> String {
+        let html = self.get_html("/login").await;
+        attr(&html, "meta[name=csrf-token]", "content")
+    }
+
+    /// Posts a form with this client's CSRF token added.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.client
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// The same form post as htmx sends it: token in a header, `HX-Request: true`.
+    pub async fn post_htmx(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        self.client
+            .post(self.url(path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn sign_up(&self, email: &str) {
+        let response = self
+            .post_form(
+                "/signup",
+                &[
+                    ("email", email),
+                    ("display_name", "Test Learner"),
+                    ("password", "correct horse battery"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "sign-up should redirect");
+    }
+
+    /// A second, independent browser (own cookies) against the same server.
+    pub fn other_client(&self) -> TestApp {
+        TestApp {
+            client: new_client(),
+            ..self.clone()
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.guard.server.state
+    }
+
+    pub fn db(&self) -> sqlx::PgPool {
+        self.state().db.clone()
+    }
+}
+
+fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.server.handle.abort();
+        let name = self.database_name.clone();
+        let admin = admin_database_url();
+        // Drop runs outside async context; use a private runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn select<'a>(html: &'a Html, selector: &str) -> Vec<scraper::ElementRef<'a>> {
+    let parsed =
+        Selector::parse(selector).unwrap_or_else(|e| panic!("bad selector {selector}: {e:?}"));
+    html.select(&parsed).collect()
+}
+
+pub fn text(html: &Html, selector: &str) -> String {
+    select(html, selector)
+        .first()
+        .map(|e| e.text().collect::<String>().trim().to_string())
+        .unwrap_or_else(|| panic!("no element matches {selector}"))
+}
+
+pub fn attr(html: &Html, selector: &str, name: &str) -> String {
+    select(html, selector)
+        .first()
+        .and_then(|e| e.value().attr(name))
+        .unwrap_or_else(|| panic!("no {name} on {selector}"))
+        .to_string()
+}
+
+/// A throw-away content tree for tests that need specific lessons.
+pub struct ContentFixture {
+    pub dir: PathBuf,
+}
+
+impl ContentFixture {
+    pub fn new() -> ContentFixture {
+        let dir = std::env::temp_dir().join(format!("labdeck-fixture-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("basics")).expect("fixture dir");
+        std::fs::write(
+            dir.join("tracks.toml"),
+            "[[track]]\nid = \"basics\"\ntitle = \"Basics\"\nsummary = \"Fixture track\"\n",
+        )
+        .expect("tracks");
+        ContentFixture { dir }
+    }
+
+    pub fn lesson(
+        &self,
+        file: &str,
+        slug: &str,
+        order: u32,
+        extra_front: &str,
+        body: &str,
+    ) -> &Self {
+        let text = format!(
+            "+++\ntitle = \"Lesson {slug}\"\nslug = \"{slug}\"\nsummary = \"About {slug}\"\ntrack = \"basics\"\norder = {order}\nlevel = \"junior\"\nminutes = 4\n{extra_front}+++\n{body}"
+        );
+        self.write(file, &text);
+        self
+    }
+
+    pub fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.dir.join("basics").join(file), text).expect("write fixture");
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ContentFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

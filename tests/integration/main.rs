@@ -1,0 +1,10 @@
+//! Integration tests: a real labdeck server per test, against real PostgreSQL and Redis.
+
+mod common;
+
+mod accounts;
+mod cli;
+mod content_pages;
+mod operations;
+mod progress;
+mod search;
