@@ -159,10 +159,15 @@ pub async fn viewer_middleware(
     let viewer = Viewer {
         user,
         csrf_token: expected.clone(),
+        // A history-restore request wants the whole page even though htmx sent it.
         htmx: request
             .headers()
             .get("HX-Request")
-            .is_some_and(|v| v == "true"),
+            .is_some_and(|v| v == "true")
+            && request
+                .headers()
+                .get("HX-History-Restore-Request")
+                .is_none(),
         site: state.site.clone(),
     };
 

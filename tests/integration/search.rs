@@ -62,3 +62,17 @@ async fn odd_search_input_is_handled_gracefully() {
         }
     }
 }
+
+#[tokio::test]
+async fn htmx_history_restores_get_the_full_page() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/search?q=circuit"))
+        .header("HX-Request", "true")
+        .header("HX-History-Restore-Request", "true")
+        .send()
+        .await
+        .expect("get");
+    assert!(response.text().await.expect("body").contains("<html"));
+}
