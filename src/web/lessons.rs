@@ -208,12 +208,14 @@ async fn render_lesson(
     let (mut answers, status) = match &viewer.user {
         Some(user) => {
             let mut conn = state.db.acquire().await?;
-            progress::mark_started(&mut conn, user.id, slug).await?;
+            // Reads first: only the first visit pays for a write.
+            let mut status = progress::lesson_status(&mut conn, user.id, slug).await?;
+            if status.is_none() {
+                progress::mark_started(&mut conn, user.id, slug).await?;
+                status = progress::lesson_status(&mut conn, user.id, slug).await?;
+            }
             let answers = progress::latest_quiz_answers(&mut conn, user.id, slug).await?;
-            (
-                answers,
-                progress::lesson_status(&mut conn, user.id, slug).await?,
-            )
+            (answers, status)
         }
         None => (HashMap::new(), None),
     };
