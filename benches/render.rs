@@ -10,7 +10,9 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("content");
     let mut largest: Option<(PathBuf, String)> = None;
     for track in std::fs::read_dir(&root).expect("content dir").flatten() {
-        let Ok(files) = std::fs::read_dir(track.path()) else { continue };
+        let Ok(files) = std::fs::read_dir(track.path()) else {
+            continue;
+        };
         for file in files.flatten() {
             let path = file.path();
             if path.extension().is_some_and(|e| e == "md") {
