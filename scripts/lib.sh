@@ -120,7 +120,7 @@ start_local_postgres() {
   if [ "$(id -u)" -eq 0 ]; then
     # PostgreSQL refuses to run as root: run it as the postgres user, somewhere it can reach.
     id postgres >/dev/null 2>&1 || apt_install postgresql
-    as=(runuser -u postgres --)
+    as=(runuser -u postgres -- env -C /)
     if ! runuser -u postgres -- test -x "$DATA_DIR/.." 2>/dev/null; then dir="/var/tmp/labdeck-postgres"; fi
     mkdir -p "$dir" && chown postgres "$dir"
   fi
