@@ -80,7 +80,6 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(search::router())
         .merge(instructor::router())
-        .merge(ops::page_router())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(

@@ -27,11 +27,6 @@ pub fn service_router() -> Router<AppState> {
         .route("/__livereload", get(livereload))
 }
 
-/// Page-level routes that belong to no feature area.
-pub fn page_router() -> Router<AppState> {
-    Router::new()
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }

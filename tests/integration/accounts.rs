@@ -1,12 +1,10 @@
-use crate::common::{TestApp, select, text};
+use crate::common::{TestApp, form_error, select, text};
 
 async fn signup_error(app: &TestApp, email: &str, password: &str) -> (u16, String) {
     let response = app
         .post_form("/signup", &[("email", email), ("password", password)])
         .await;
-    let status = response.status().as_u16();
-    let html = scraper::Html::parse_document(&response.text().await.expect("body"));
-    (status, text(&html, ".form-error"))
+    form_error(response).await
 }
 
 #[tokio::test]
@@ -93,30 +91,17 @@ async fn wrong_credentials_are_refused_and_repeated_failures_are_throttled() {
     app.sign_up("eve@example.com").await;
     let attacker = app.other_client();
     for _ in 0..5 {
-        let response = attacker
-            .post_form(
-                "/login",
-                &[
-                    ("email", "eve@example.com"),
-                    ("password", "not the password"),
-                ],
-            )
-            .await;
-        assert_eq!(response.status(), 401);
-        let html = scraper::Html::parse_document(&response.text().await.expect("body"));
+        let response = attacker.log_in("eve@example.com", "not the password").await;
         assert_eq!(
-            text(&html, ".form-error"),
-            "That email and password do not match an account."
+            form_error(response).await,
+            (
+                401,
+                "That email and password do not match an account.".to_string()
+            )
         );
     }
     let blocked = attacker
-        .post_form(
-            "/login",
-            &[
-                ("email", "eve@example.com"),
-                ("password", "correct horse battery"),
-            ],
-        )
+        .log_in("eve@example.com", "correct horse battery")
         .await;
     assert_eq!(blocked.status(), 429);
     let retry_after: i64 = blocked.headers()["retry-after"]
@@ -134,20 +119,13 @@ async fn wrong_credentials_are_refused_and_repeated_failures_are_throttled() {
 #[tokio::test]
 async fn unknown_emails_get_the_same_answer_as_wrong_passwords() {
     let app = TestApp::spawn().await;
-    let response = app
-        .post_form(
-            "/login",
-            &[
-                ("email", "nobody@example.com"),
-                ("password", "whatever it is"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), 401);
-    let html = scraper::Html::parse_document(&response.text().await.expect("body"));
+    let response = app.log_in("nobody@example.com", "whatever it is").await;
     assert_eq!(
-        text(&html, ".form-error"),
-        "That email and password do not match an account."
+        form_error(response).await,
+        (
+            401,
+            "That email and password do not match an account.".to_string()
+        )
     );
 }
 

@@ -162,6 +162,21 @@ impl TestApp {
         assert_eq!(response.status(), 303, "sign-up should redirect");
     }
 
+    /// Signs up and then gives the account a staff role, as an admin would from the CLI.
+    pub async fn sign_up_as(&self, email: &str, role: labdeck::accounts::Role) {
+        self.sign_up(email).await;
+        let mut conn = self.db().acquire().await.expect("conn");
+        let changed = labdeck::accounts::set_role(&mut conn, email, role)
+            .await
+            .expect("set role");
+        assert!(changed);
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
     /// A second, independent browser (own cookies) against the same server.
     pub fn other_client(&self) -> TestApp {
         TestApp {
@@ -280,4 +295,11 @@ impl Drop for ContentFixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Status and `.form-error` text of a form page answered with an error.
+pub async fn form_error(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let html = Html::parse_document(&response.text().await.expect("body"));
+    (status, text(&html, ".form-error"))
 }

@@ -123,15 +123,8 @@ async fn drafts_are_shown_to_instructors_only() {
     let track = app.get_html("/tracks/basics").await;
     assert_eq!(select(&track, ".lesson-item").len(), 1);
 
-    app.sign_up("teacher@example.com").await;
-    let mut conn = app.db().acquire().await.expect("conn");
-    labdeck::accounts::set_role(
-        &mut conn,
-        "teacher@example.com",
-        labdeck::accounts::Role::Instructor,
-    )
-    .await
-    .expect("role");
+    app.sign_up_as("teacher@example.com", labdeck::accounts::Role::Instructor)
+        .await;
     let html = app.get_html("/lessons/secret").await;
     assert_eq!(text(&html, ".lesson-header .badge-draft"), "draft");
     let track = app.get_html("/tracks/basics").await;

@@ -221,15 +221,9 @@ async fn instructors_see_per_lesson_counts_and_can_export_progress_as_csv() {
     .await;
 
     let teacher = app.other_client();
-    teacher.sign_up("teacher@example.com").await;
-    let mut conn = app.db().acquire().await.expect("conn");
-    labdeck::accounts::set_role(
-        &mut conn,
-        "teacher@example.com",
-        labdeck::accounts::Role::Instructor,
-    )
-    .await
-    .expect("role");
+    teacher
+        .sign_up_as("teacher@example.com", labdeck::accounts::Role::Instructor)
+        .await;
 
     let page = teacher.get_html("/instructor").await;
     assert_eq!(text(&page, "tr[data-lesson='event-loop'] .started"), "1");
