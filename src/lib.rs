@@ -13,4 +13,5 @@ pub mod content;
 pub mod infra;
 pub mod labs;
 pub mod progress;
+pub mod sandbox;
 pub mod web;
