@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite. Formatting, clippy (warnings are errors), unit and integration
-# tests against real PostgreSQL and Redis, the content linter on the real lessons, and browser
+# tests against real PostgreSQL and Redis, the content and lab linters, and browser
 # tests in headless Chromium. Installs and starts whatever is missing first.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -24,6 +24,8 @@ log "cargo test (unit + integration, real PostgreSQL and Redis)"
 cargo test --locked
 log "labdeck content check"
 "$CARGO_TARGET_DIR/debug/labdeck" content check
+log "labdeck labs check (reference passes every test, starter fails one)"
+"$CARGO_TARGET_DIR/debug/labdeck" labs check
 log "browser tests (headless Chromium)"
 LABDECK_BIN="$CARGO_TARGET_DIR/debug/labdeck" npm run --silent test:browser
 log "all checks passed"

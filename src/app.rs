@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 use crate::accounts::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::content::{ContentStore, search};
+use crate::grading::Lab;
 use crate::infra;
+use crate::sandbox::Sandbox;
+use crate::sandbox::pool::SandboxPool;
 use crate::web;
 use crate::web::assets::SiteInfo;
 
@@ -30,6 +33,16 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
+    /// Labs with a graded challenge.
+    pub labs: Arc<Vec<Arc<Lab>>>,
+    /// `None` when the JavaScript engine is missing: pages work, grading says why it cannot.
+    pub graders: Option<Arc<SandboxPool>>,
+}
+
+impl AppState {
+    pub fn lab(&self, id: &str) -> Option<Arc<Lab>> {
+        self.labs.iter().find(|lab| lab.id == id).cloned()
+    }
 }
 
 pub struct RunningServer {
@@ -63,7 +76,25 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let static_dir = config.static_dir.clone();
     let dev = config.dev;
     let site = tokio::task::spawn_blocking(move || SiteInfo::load(&static_dir, dev)).await?;
+    let labs_dir = config.labs_dir.clone();
+    let labs =
+        tokio::task::spawn_blocking(move || crate::labs::load_challenges(&labs_dir)).await??;
+    let (threads, queue) = (config.grader_threads, config.grader_queue);
+    let graders = tokio::task::spawn_blocking(move || -> anyhow::Result<SandboxPool> {
+        let sandbox = Sandbox::from_project(std::path::Path::new("."))?;
+        Ok(SandboxPool::new(Arc::new(sandbox), threads, queue)?)
+    })
+    .await?;
+    let graders = match graders {
+        Ok(pool) => Some(Arc::new(pool)),
+        Err(err) => {
+            tracing::error!(error = %err, "grading is unavailable");
+            None
+        }
+    };
     Ok(AppState {
+        labs: Arc::new(labs),
+        graders,
         throttle: LoginThrottle::new(redis.clone(), &config.redis_prefix),
         config: Arc::new(config),
         db,

@@ -5,9 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use std::path::Path;
+
 use crate::accounts::{self, Email, Role};
 use crate::config::{Config, DatabaseArgs, ServeArgs};
 use crate::content::Library;
+use crate::grading::{self, Language, Mode, Report, TestResult};
+use crate::labs;
+use crate::sandbox::Sandbox;
 use crate::{app, infra};
 
 #[derive(Debug, Parser)]
@@ -42,6 +47,35 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Grade a solution offline, with the same report the web page shows.
+    Grade {
+        /// Lab id, e.g. rate-limiter.
+        #[arg(long)]
+        lab: String,
+        /// javascript or wasm (default: from the file extension).
+        #[arg(long)]
+        language: Option<String>,
+        /// Run the public tests only.
+        #[arg(long)]
+        public_only: bool,
+        #[arg(long, env = "LABDECK_LABS_DIR", default_value = "labs")]
+        labs_dir: PathBuf,
+        file: PathBuf,
+    },
+    /// Lab tools.
+    Labs {
+        #[command(subcommand)]
+        command: LabsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabsCommand {
+    /// Prove every lab sound: its reference solution passes every test and its starter fails one.
+    Check {
+        #[arg(long, env = "LABDECK_LABS_DIR", default_value = "labs")]
+        dir: PathBuf,
     },
 }
 
@@ -143,7 +177,142 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::User { command } => user_command(command).await,
+        Command::Grade {
+            lab,
+            language,
+            public_only,
+            labs_dir,
+            file,
+        } => {
+            let language = match language {
+                Some(name) => Language::parse(&name).ok_or_else(|| {
+                    anyhow::anyhow!("unknown language `{name}`; use javascript or wasm")
+                })?,
+                None if file.extension().is_some_and(|e| e == "wasm" || e == "wat") => {
+                    Language::Wasm
+                }
+                None => Language::Javascript,
+            };
+            let source = match language {
+                Language::Wasm if file.extension().is_some_and(|e| e == "wasm") => {
+                    // Binary modules travel as bytes; the sandbox accepts binary or WAT.
+                    let bytes = std::fs::read(&file)?;
+                    String::from_utf8(bytes).map_err(|_| {
+                        anyhow::anyhow!(
+                            "binary .wasm files: submit the WAT text or use the web page"
+                        )
+                    })?
+                }
+                _ => std::fs::read_to_string(&file)?,
+            };
+            let mode = if public_only { Mode::Run } else { Mode::Submit };
+            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {
+                let labs = labs::load_challenges(&labs_dir)?;
+                let lab = labs
+                    .iter()
+                    .find(|l| l.id == lab)
+                    .ok_or_else(|| anyhow::anyhow!("no lab `{lab}` with a challenge"))?;
+                let sandbox = Sandbox::from_project(Path::new("."))?;
+                Ok(grading::grade(
+                    &sandbox,
+                    lab,
+                    language,
+                    &source,
+                    mode,
+                    print_result,
+                ))
+            })
+            .await??;
+            println!(
+                "{}: {}/{} tests passed, score {}",
+                report.verdict,
+                report.passed,
+                report.total,
+                report.score()
+            );
+            Ok(if report.accepted() { 0 } else { 1 })
+        }
+        Command::Labs {
+            command: LabsCommand::Check { dir },
+        } => tokio::task::spawn_blocking(move || labs_check(&dir)).await?,
     }
+}
+
+fn print_result(result: &TestResult) {
+    let mark = if result.passed { "✓" } else { "✗" };
+    println!(
+        "{mark} [{}] {} ({} fuel)",
+        result.visibility.as_str(),
+        result.name,
+        result.fuel_used
+    );
+    if !result.passed {
+        println!("    {}: {}", result.verdict, result.message);
+        if let Some(input) = &result.input {
+            println!("    input:    {}", clip(&input.to_string()));
+        }
+        if let Some(expected) = &result.expected {
+            println!("    expected: {}", clip(&expected.to_string()));
+        }
+        if let Some(actual) = &result.actual {
+            println!("    actual:   {}", clip(&actual.to_string()));
+        }
+    }
+    if !result.console.is_empty() {
+        for line in result.console.lines().take(20) {
+            println!("    console: {line}");
+        }
+    }
+}
+
+fn clip(text: &str) -> String {
+    if text.chars().count() > 400 {
+        format!("{}…", text.chars().take(400).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+fn labs_check(dir: &Path) -> anyhow::Result<i32> {
+    let labs = labs::load_challenges(dir)?;
+    let sandbox = Sandbox::from_project(Path::new("."))?;
+    let mut sound = true;
+    for lab in &labs {
+        let reference = grading::grade(
+            &sandbox,
+            lab,
+            Language::Javascript,
+            &lab.reference,
+            Mode::Submit,
+            |_| {},
+        );
+        let starter = grading::grade(
+            &sandbox,
+            lab,
+            Language::Javascript,
+            &lab.starter,
+            Mode::Submit,
+            |_| {},
+        );
+        let ok = reference.accepted() && !starter.accepted();
+        sound &= ok;
+        println!(
+            "{}: reference {}/{} ({}), starter {}/{} — {}",
+            lab.id,
+            reference.passed,
+            reference.total,
+            reference.verdict,
+            starter.passed,
+            starter.total,
+            if ok { "sound" } else { "NOT SOUND" }
+        );
+        if !reference.accepted() {
+            for failed in reference.results.iter().filter(|r| !r.passed) {
+                println!("  reference fails {}: {}", failed.name, failed.message);
+            }
+        }
+    }
+    Ok(if sound { 0 } else { 1 })
 }
 
 async fn user_command(command: UserCommand) -> anyhow::Result<i32> {

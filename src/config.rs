@@ -54,6 +54,14 @@ pub struct ServeArgs {
     pub content_dir: PathBuf,
     #[arg(long, env = "LABDECK_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
+    #[arg(long, env = "LABDECK_LABS_DIR", default_value = "labs")]
+    pub labs_dir: PathBuf,
+    /// Threads that run submissions (each grades one submission at a time).
+    #[arg(long, env = "LABDECK_GRADER_THREADS", default_value_t = 2)]
+    pub grader_threads: usize,
+    /// Submissions that may wait for a grader thread before new ones are refused as busy.
+    #[arg(long, env = "LABDECK_GRADER_QUEUE", default_value_t = 16)]
+    pub grader_queue: usize,
     /// Dev mode: reload lessons when files under the content directory change, and refresh
     /// open browser tabs.
     #[arg(long, env = "LABDECK_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
@@ -73,6 +81,9 @@ pub struct Config {
     pub public_url: String,
     pub content_dir: PathBuf,
     pub static_dir: PathBuf,
+    pub labs_dir: PathBuf,
+    pub grader_threads: usize,
+    pub grader_queue: usize,
     pub dev: bool,
     pub secret: Secret,
 }
@@ -101,6 +112,9 @@ impl Config {
             public_url,
             content_dir: args.content_dir,
             static_dir: args.static_dir,
+            labs_dir: args.labs_dir,
+            grader_threads: args.grader_threads,
+            grader_queue: args.grader_queue,
             dev: args.dev,
             secret,
         })

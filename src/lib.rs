@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod grading;
 pub mod infra;
 pub mod labs;
 pub mod progress;

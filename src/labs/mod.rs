@@ -4,6 +4,13 @@
 //! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
 //! a link) and the content checker can reject ids that will never exist.
 
+pub mod rate_limiter_challenge;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::grading::{Challenge, Lab};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LabInfo {
     pub id: &'static str,
@@ -47,4 +54,23 @@ pub const LABS: &[LabInfo] = &[
 
 pub fn find(id: &str) -> Option<&'static LabInfo> {
     LABS.iter().find(|lab| lab.id == id)
+}
+
+/// The graded challenge of each lab that has one: adding a lab's challenge is this one line.
+pub fn challenge_for(id: &str) -> Option<Arc<dyn Challenge>> {
+    match id {
+        "rate-limiter" => Some(Arc::new(rate_limiter_challenge::RateLimiterChallenge)),
+        _ => None,
+    }
+}
+
+/// Loads every lab under `dir` that has a registered challenge.
+pub fn load_challenges(dir: &Path) -> anyhow::Result<Vec<Arc<Lab>>> {
+    let mut labs = Vec::new();
+    for info in LABS {
+        if let Some(challenge) = challenge_for(info.id) {
+            labs.push(Arc::new(Lab::load(&dir.join(info.id), challenge)?));
+        }
+    }
+    Ok(labs)
 }

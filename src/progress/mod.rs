@@ -4,6 +4,8 @@
 //! Every function takes a `&mut PgConnection` so the caller decides the transaction. Handlers
 //! call these; they never hold SQL themselves.
 
+pub mod submissions;
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};

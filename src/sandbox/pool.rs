@@ -54,8 +54,9 @@ impl SandboxPool {
         &self.sandbox
     }
 
-    /// Queues `job` and waits for its result without blocking the async runtime.
-    pub async fn run<R, F>(&self, job: F) -> Result<R, Busy>
+    /// Queues `job` at once (or refuses it when the queue is full); the receiver yields its
+    /// result. Does not block.
+    pub fn submit<R, F>(&self, job: F) -> Result<tokio::sync::oneshot::Receiver<R>, Busy>
     where
         R: Send + 'static,
         F: FnOnce(&Sandbox) -> R + Send + 'static,
@@ -65,18 +66,23 @@ impl SandboxPool {
             let _ = tx.send(job(sandbox));
         });
         match self.sender.try_send(boxed) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(Busy {
-                    retry_after_secs: 2,
-                });
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(Busy {
-                    retry_after_secs: 10,
-                });
-            }
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Busy {
+                retry_after_secs: 2,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(Busy {
+                retry_after_secs: 10,
+            }),
         }
+    }
+
+    /// Queues `job` and waits for its result without blocking the async runtime.
+    pub async fn run<R, F>(&self, job: F) -> Result<R, Busy>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Sandbox) -> R + Send + 'static,
+    {
+        let rx = self.submit(job)?;
         // A worker that panicked drops the sender: report it as busy rather than hang.
         rx.await.map_err(|_| Busy {
             retry_after_secs: 2,

@@ -29,6 +29,7 @@ impl ActivityRow {
             "started" => "Started",
             "completed" => "Completed",
             "quiz_correct" => "Answered a quiz correctly in",
+            "lab_solved" => "Solved the challenge of lab",
             _ => "Missed a quiz in",
         }
     }
@@ -49,6 +50,8 @@ struct DashboardPage {
     quizzes_answered: i64,
     quizzes_correct: i64,
     recent: Vec<ActivityRow>,
+    /// (lab id, challenge title, when solved)
+    labs_solved: Vec<(String, String, String)>,
 }
 
 async fn dashboard_show(
@@ -62,6 +65,17 @@ async fn dashboard_show(
     let tracks = track_cards(&library, &completed, viewer.is_staff());
     let days = progress::active_days(&mut conn, user.id).await?;
     let (quizzes_answered, quizzes_correct) = progress::quiz_score(&mut conn, user.id).await?;
+    let labs_solved = progress::submissions::solved_labs(&mut conn, user.id)
+        .await?
+        .into_iter()
+        .map(|(id, at)| {
+            let title = state
+                .lab(&id)
+                .map(|l| l.title.clone())
+                .unwrap_or_else(|| id.clone());
+            (id, title, at.format("%Y-%m-%d").to_string())
+        })
+        .collect();
     let recent = progress::recent_activity(&mut conn, user.id, 12)
         .await?
         .into_iter()
@@ -81,6 +95,7 @@ async fn dashboard_show(
         quizzes_answered,
         quizzes_correct,
         recent,
+        labs_solved,
         layout: Layout::new(viewer, "Your progress"),
     };
     Ok(Html(page.render()?))

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod instructor;
+pub mod labs;
 pub mod layout;
 pub mod lessons;
 pub mod ops;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(search::router())
         .merge(instructor::router())
+        .merge(labs::router())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(

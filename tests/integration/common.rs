@@ -41,6 +41,8 @@ pub struct TestOptions {
     pub content_dir: PathBuf,
     pub dev: bool,
     pub redis_url: String,
+    pub grader_threads: usize,
+    pub grader_queue: usize,
 }
 
 impl Default for TestOptions {
@@ -49,6 +51,8 @@ impl Default for TestOptions {
             content_dir: manifest_dir().join("content"),
             dev: false,
             redis_url: redis_url(),
+            grader_threads: 2,
+            grader_queue: 4,
         }
     }
 }
@@ -85,6 +89,9 @@ impl TestApp {
             public_url: None,
             content_dir: options.content_dir,
             static_dir: manifest_dir().join("static"),
+            labs_dir: manifest_dir().join("labs"),
+            grader_threads: options.grader_threads,
+            grader_queue: options.grader_queue,
             dev: options.dev,
             secret: Some("test-secret-that-is-long-enough-0123456789".to_string()),
         };

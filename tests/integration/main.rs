@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod cli;
 mod content_pages;
+mod labs;
 mod operations;
 mod progress;
 mod sandbox;

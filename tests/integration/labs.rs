@@ -1,0 +1,382 @@
+//! Lab challenges over HTTP: submissions are graded in the sandbox pool, streamed over SSE,
+//! stored per learner, rate limited, and a busy grader answers instead of queueing forever.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{TestApp, TestOptions, attr, manifest_dir, select, text};
+
+fn reference() -> String {
+    std::fs::read_to_string(manifest_dir().join("labs/rate-limiter/reference.js"))
+        .expect("reference")
+}
+
+const ENDLESS: &str = "function createLimiter() { while (true) {} }";
+
+/// Posts a solution the way htmx does and returns the submission id from the fragment.
+async fn submit(app: &TestApp, source: &str, mode: &str) -> i64 {
+    submit_as(app, source, mode, "javascript").await
+}
+
+async fn submit_as(app: &TestApp, source: &str, mode: &str, language: &str) -> i64 {
+    let response = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", source), ("mode", mode), ("language", language)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let fragment = scraper::Html::parse_fragment(&response.text().await.expect("body"));
+    let events = attr(&fragment, ".submission", "data-events");
+    events
+        .trim_end_matches("/events")
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no submission id in {events}"))
+}
+
+/// Reads the SSE stream to the end: (result fragments, summary fragment).
+async fn follow(app: &TestApp, id: i64) -> (Vec<String>, String) {
+    let mut response = app
+        .client
+        .get(app.url(&format!("/labs/rate-limiter/submissions/{id}/events")))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            raw.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the stream ends when grading is done");
+    let mut results = Vec::new();
+    let mut summary = String::new();
+    for block in raw.split("\n\n") {
+        let event = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or("");
+        let data: Vec<&str> = block
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
+            .collect();
+        match event {
+            "result" => results.push(data.join("\n")),
+            "done" => summary = data.join("\n"),
+            _ => {}
+        }
+    }
+    (results, summary)
+}
+
+#[tokio::test]
+async fn visitors_see_the_challenge_with_the_starter_and_public_tests() {
+    let app = TestApp::spawn().await;
+    let html = app.get_html("/labs/rate-limiter/challenge").await;
+    assert_eq!(text(&html, "h1"), "Sliding-log rate limiter");
+    assert!(text(&html, "textarea#source").contains("function createLimiter"));
+    assert_eq!(select(&html, ".public-test").len(), 3);
+    assert_eq!(
+        select(&html, ".solution-actions button[disabled]").len(),
+        2,
+        "log in to run code"
+    );
+    assert_eq!(app.get("/labs/nope/challenge").await.status(), 404);
+    let lesson = app.get_html("/lessons/sliding-window-limiter").await;
+    assert!(select(&lesson, ".lab-link a").len() <= 1);
+}
+
+#[tokio::test]
+async fn a_submission_streams_its_results_and_a_full_pass_solves_the_lab() {
+    let app = TestApp::spawn().await;
+    app.sign_up("sol@example.com").await;
+    let id = submit(&app, &reference(), "submit").await;
+    let (results, summary) = follow(&app, id).await;
+    assert_eq!(results.len(), 38, "public + hidden + random");
+    assert!(results.iter().all(|r| r.contains("is-pass")));
+    let summary = scraper::Html::parse_fragment(&summary);
+    let words = text(&summary, ".summary")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.starts_with("Accepted — 38/38 tests passed, score 100"),
+        "{words}"
+    );
+    assert!(words.ends_with("lab solved!"), "{words}");
+
+    let (verdict, score): (String, i32) =
+        sqlx::query_as("SELECT verdict, score FROM submissions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db())
+            .await
+            .expect("row");
+    assert_eq!((verdict.as_str(), score), ("accepted", 100));
+    let dashboard = app.get_html("/dashboard").await;
+    assert_eq!(text(&dashboard, "#stat-labs"), "1");
+    assert!(text(&dashboard, "#labs-solved").contains("Sliding-log rate limiter"));
+    let page = app.get_html("/labs/rate-limiter/challenge").await;
+    assert!(text(&page, "h1").contains("Solved"));
+    assert_eq!(select(&page, ".attempt.verdict-accepted").len(), 1);
+}
+
+#[tokio::test]
+async fn hidden_tests_say_what_failed_without_their_data_and_random_traces_are_shrunk() {
+    let app = TestApp::spawn().await;
+    app.sign_up("bug@example.com").await;
+    let off_by_one = reference().replace(
+        "log[expired] <= now - windowMs",
+        "log[expired] < now - windowMs",
+    );
+    let id = submit(&app, &off_by_one, "submit").await;
+    let (results, _) = follow(&app, id).await;
+    let failed: Vec<scraper::Html> = results
+        .iter()
+        .filter(|r| r.contains("is-fail"))
+        .map(|r| scraper::Html::parse_fragment(r))
+        .collect();
+    assert!(!failed.is_empty());
+    for result in &failed {
+        let kind = text(result, ".badge");
+        if kind == "hidden" {
+            assert!(
+                select(result, "pre.json").is_empty(),
+                "hidden data never leaves the server"
+            );
+            assert!(text(result, ".test-message").starts_with("Wrong answer: hit #"));
+        }
+        if kind == "random" {
+            let trace: Value = serde_json::from_str(&text(result, "pre.json")).expect("trace json");
+            assert!(
+                trace["hits"].as_array().expect("hits").len() <= 4,
+                "shrunk: {trace}"
+            );
+        }
+    }
+    let (verdict,): (String,) = sqlx::query_as("SELECT verdict FROM submissions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db())
+        .await
+        .expect("row");
+    assert_eq!(verdict, "wrong_answer");
+    let (solved,): (i64,) = sqlx::query_as("SELECT count(*) FROM lab_solves")
+        .fetch_one(&app.db())
+        .await
+        .expect("count");
+    assert_eq!(solved, 0);
+}
+
+#[tokio::test]
+async fn verdicts_and_fuel_are_the_same_on_every_run() {
+    let app = TestApp::spawn().await;
+    app.sign_up("det@example.com").await;
+    let a = submit(&app, &reference(), "run").await;
+    follow(&app, a).await;
+    let b = submit(&app, &reference(), "run").await;
+    follow(&app, b).await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT verdict, fuel_used FROM submissions ORDER BY id")
+            .fetch_all(&app.db())
+            .await
+            .expect("rows");
+    assert_eq!(rows[0], rows[1]);
+    assert!(rows[0].1 > 0);
+}
+
+#[tokio::test]
+async fn without_javascript_a_submission_redirects_to_its_result_page() {
+    let app = TestApp::spawn().await;
+    app.sign_up("nojs@example.com").await;
+    let response = app
+        .post_form(
+            "/labs/rate-limiter/submissions",
+            &[("source", &reference()), ("mode", "run")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(location.starts_with("/labs/rate-limiter/submissions/"));
+    let id: i64 = location
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    follow(&app, id).await;
+    let page = app.get_html(&location).await;
+    assert_eq!(select(&page, ".test-result.is-pass").len(), 3);
+    assert!(text(&page, "pre.submitted-source").contains("createLimiter"));
+}
+
+#[tokio::test]
+async fn learners_cannot_see_each_others_submissions() {
+    let app = TestApp::spawn().await;
+    app.sign_up("owner@example.com").await;
+    let id = submit(&app, &reference(), "run").await;
+    let other = app.other_client();
+    other.sign_up("snoop@example.com").await;
+    assert_eq!(
+        other
+            .get(&format!("/labs/rate-limiter/submissions/{id}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        other
+            .get(&format!("/labs/rate-limiter/submissions/{id}/events"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn bad_submissions_get_clear_errors() {
+    let app = TestApp::spawn().await;
+    let visitor = app
+        .post_form("/labs/rate-limiter/submissions", &[("source", "x")])
+        .await;
+    assert_eq!(visitor.status(), 303);
+    assert!(
+        visitor.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("/login")
+    );
+    app.sign_up("err@example.com").await;
+    let empty = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", "  "), ("mode", "run")],
+        )
+        .await;
+    assert_eq!(empty.status(), 400);
+    assert_eq!(empty.headers()["hx-retarget"], "#toasts");
+    assert!(
+        empty
+            .text()
+            .await
+            .expect("body")
+            .contains("the editor is empty")
+    );
+    let huge = "x".repeat(65 * 1024);
+    let response = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", &huge), ("mode", "run")],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let mode = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", "x"), ("mode", "everything")],
+        )
+        .await;
+    assert_eq!(mode.status(), 400);
+}
+
+#[tokio::test]
+async fn submissions_are_rate_limited_per_learner() {
+    let app = TestApp::spawn().await;
+    app.sign_up("rush@example.com").await;
+    for _ in 0..12 {
+        submit(&app, "function createLimiter() { return null; }", "run").await;
+    }
+    let response = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", "function createLimiter() {}"), ("mode", "run")],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "20");
+    let other = app.other_client();
+    other.sign_up("calm@example.com").await;
+    submit(&other, "function createLimiter() {}", "run").await;
+}
+
+#[tokio::test]
+async fn a_busy_grader_says_when_to_retry_and_the_site_keeps_serving() {
+    let app = TestApp::spawn_with(TestOptions {
+        grader_threads: 1,
+        grader_queue: 0,
+        ..Default::default()
+    })
+    .await;
+    app.sign_up("busy@example.com").await;
+    let hostile = submit(&app, ENDLESS, "run").await;
+    // While the only grader thread burns its CPU budget, pages still answer at once…
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/lessons/event-loop").await.status(), 200);
+    // …and a second submission is refused with a retry hint instead of waiting in line.
+    let response = app
+        .post_htmx(
+            "/labs/rate-limiter/submissions",
+            &[("source", &reference()), ("mode", "run")],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let (results, _) = follow(&app, hostile).await;
+    assert_eq!(results.len(), 3);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.contains("data-verdict=\"time_limit\""))
+    );
+}
+
+#[tokio::test]
+async fn drafts_are_saved_and_restored() {
+    let app = TestApp::spawn().await;
+    app.sign_up("draft@example.com").await;
+    let response = app
+        .post_htmx(
+            "/labs/rate-limiter/draft",
+            &[("source", "// half-way there\nfunction createLimiter() {}")],
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    let page = app.get_html("/labs/rate-limiter/challenge").await;
+    assert!(text(&page, "textarea#source").starts_with("// half-way there"));
+}
+
+#[tokio::test]
+async fn webassembly_solutions_are_graded_too() {
+    let app = TestApp::spawn().await;
+    app.sign_up("wasm@example.com").await;
+    // Prints `[]` whatever the input: a valid answer shape, but wrong.
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "[]")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 2))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+    let id = submit_as(&app, wat, "run", "wasm").await;
+    let (results, summary) = follow(&app, id).await;
+    assert_eq!(results.len(), 3);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.contains("data-verdict=\"wrong_answer\""))
+    );
+    assert!(summary.contains("Wrong answer"));
+    let broken = submit_as(&app, "(module (func $oops", "run", "wasm").await;
+    let (results, _) = follow(&app, broken).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.contains("data-verdict=\"compile_error\""))
+    );
+}
