@@ -15,6 +15,7 @@
 
 pub mod pool;
 pub mod quickjs;
+pub mod snapshot;
 pub mod wasi;
 
 use std::hash::{Hash, Hasher};
@@ -156,9 +157,10 @@ impl Sandbox {
                 quickjs_wasm.display()
             )
         })?;
-        let quickjs = cached_module(&engine, &bytes, cache_dir)?;
         let mut js_linker = Linker::new(&engine);
         quickjs::add_imports(&mut js_linker)?;
+        let original = cached_module(&engine, &bytes, cache_dir, "quickjs")?;
+        let quickjs = pre_initialise(&engine, &js_linker, &bytes, &original, cache_dir)?;
         Ok(Sandbox {
             engine,
             quickjs,
@@ -320,9 +322,50 @@ pub fn default_cache_dir() -> PathBuf {
         .join("modules")
 }
 
+/// Runs QuickJS's initialisation and the prelude once, then builds (or loads from the cache)
+/// the pre-initialised image every run instantiates; see [`snapshot`].
+fn pre_initialise(
+    engine: &Engine,
+    linker: &Linker<GuestState>,
+    wasm: &[u8],
+    original: &Module,
+    cache_dir: &Path,
+) -> anyhow::Result<Module> {
+    if !snapshot::stack_pointer_is_the_only_state(wasm) {
+        anyhow::bail!(
+            "this quickjs.wasm keeps state outside linear memory; cannot pre-initialise it"
+        );
+    }
+    let limits = Limits {
+        wall_clock: Duration::from_secs(30),
+        fuel: u64::MAX / 2,
+        ..Limits::default()
+    };
+    let mut store = Store::new(engine, GuestState::new(&limits, 0));
+    store.limiter(|state| state.limits_mut());
+    store.set_fuel(limits.fuel)?;
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = linker.instantiate(&mut store, original)?;
+    quickjs::initialise(&mut store, &instance, &limits)?;
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or_else(|| anyhow::anyhow!("quickjs.wasm exports no memory"))?;
+    let stack_pointer = instance
+        .get_global(&mut store, "__stack_pointer")
+        .and_then(|g| g.get(&mut store).i32())
+        .ok_or_else(|| anyhow::anyhow!("quickjs.wasm exports no __stack_pointer"))?;
+    let image = snapshot::build(wasm, memory.data(&store), stack_pointer)?;
+    cached_module(engine, &image, cache_dir, "quickjs-image")
+}
+
 /// Loads a precompiled module from the cache, or compiles and stores it. Cache files are named
 /// after the wasm's SHA-256 and the engine's compatibility hash, and only labdeck writes them.
-fn cached_module(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Result<Module> {
+fn cached_module(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: &Path,
+    name: &str,
+) -> anyhow::Result<Module> {
     let digest: String = Sha256::digest(wasm)
         .iter()
         .take(12)
@@ -330,7 +373,7 @@ fn cached_module(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Resu
         .collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let path = cache_dir.join(format!("quickjs-{digest}-{:016x}.cwasm", hasher.finish()));
+    let path = cache_dir.join(format!("{name}-{digest}-{:016x}.cwasm", hasher.finish()));
     if path.exists() {
         match deserialize_own_artifact(engine, &path) {
             Ok(module) => return Ok(module),

@@ -529,39 +529,26 @@ pub struct JsProgram<'a> {
     pub call: &'a str,
 }
 
-/// Runs one case in `store` (fresh, fuel and epoch deadline already set). Host-level errors
-/// (traps) come back as `Err`; JavaScript-level outcomes as `Ok`.
-pub fn run_case(
+/// Brings a fresh instance of the original module to the state every run starts from:
+/// QuickJS initialised, limits and interrupt handler set, `__labdeck_print` installed and the
+/// prelude evaluated. Done once to build the pre-initialised image (see `snapshot`).
+pub fn initialise(
     store: &mut Store<GuestState>,
-    linker: &Linker<GuestState>,
-    module: &Module,
+    instance: &Instance,
     limits: &Limits,
-    program: &JsProgram<'_>,
-) -> wasmtime::Result<Result<String, Failure>> {
-    let instance = linker.instantiate(&mut *store, module)?;
+) -> wasmtime::Result<()> {
     let initialize: TypedFunc<(), ()> = instance.get_typed_func(&mut *store, "_initialize")?;
     initialize.call(&mut *store, ())?;
     let init2: TypedFunc<i32, i32> = instance.get_typed_func(&mut *store, "qjs_init2")?;
     if init2.call(&mut *store, INTRINSICS_ALL)? != 0 {
         return Err(wasmtime::Error::msg("QuickJS failed to initialise"));
     }
-    let set_memory_limit: TypedFunc<i32, ()> =
-        instance.get_typed_func(&mut *store, "qjs_set_memory_limit")?;
-    set_memory_limit.call(
-        &mut *store,
-        i32::try_from(limits.memory_bytes).unwrap_or(i32::MAX),
-    )?;
-    let set_stack: TypedFunc<i32, ()> =
-        instance.get_typed_func(&mut *store, "qjs_set_max_stack_size")?;
-    set_stack.call(
-        &mut *store,
-        i32::try_from(limits.js_stack_bytes).unwrap_or(512 * 1024),
-    )?;
+    apply_limits(store, instance, limits)?;
     let set_interrupt: TypedFunc<i32, ()> =
         instance.get_typed_func(&mut *store, "qjs_set_interrupt_handler")?;
     set_interrupt.call(&mut *store, 1)?;
 
-    let exports = Exports::new(store, &instance)?;
+    let exports = Exports::new(store, instance)?;
     // The print function the prelude captures.
     let new_host_function: TypedFunc<(i32, i32, i32), i32> =
         instance.get_typed_func(&mut *store, "qjs_new_host_function")?;
@@ -575,14 +562,57 @@ pub fn run_case(
     exports.free_value.call(&mut *store, print)?;
     exports.free_value.call(&mut *store, global)?;
     exports.free.call(&mut *store, name_ptr)?;
-
-    for (code, file) in [(PRELUDE, "prelude.js"), (program.harness, "harness.js")] {
-        if let Err(exception) = exports.eval(store, code, file, true)? {
+    match exports.eval(store, PRELUDE, "prelude.js", true)? {
+        Ok(value) => exports.free_value.call(&mut *store, value)?,
+        Err(exception) => {
             return Err(wasmtime::Error::msg(format!(
-                "{file} failed: {}",
+                "prelude.js failed: {}",
                 exception.message
             )));
         }
+    }
+    Ok(())
+}
+
+/// The per-lab QuickJS memory and stack limits (cheap; applied on every run).
+fn apply_limits(
+    store: &mut Store<GuestState>,
+    instance: &Instance,
+    limits: &Limits,
+) -> wasmtime::Result<()> {
+    let set_memory_limit: TypedFunc<i32, ()> =
+        instance.get_typed_func(&mut *store, "qjs_set_memory_limit")?;
+    set_memory_limit.call(
+        &mut *store,
+        i32::try_from(limits.memory_bytes).unwrap_or(i32::MAX),
+    )?;
+    let set_stack: TypedFunc<i32, ()> =
+        instance.get_typed_func(&mut *store, "qjs_set_max_stack_size")?;
+    set_stack.call(
+        &mut *store,
+        i32::try_from(limits.js_stack_bytes).unwrap_or(512 * 1024),
+    )?;
+    Ok(())
+}
+
+/// Runs one case in `store` (fresh, fuel and epoch deadline already set) on an instance of the
+/// pre-initialised image. Host-level errors (traps) come back as `Err`; JavaScript-level
+/// outcomes as `Ok`.
+pub fn run_case(
+    store: &mut Store<GuestState>,
+    linker: &Linker<GuestState>,
+    image: &Module,
+    limits: &Limits,
+    program: &JsProgram<'_>,
+) -> wasmtime::Result<Result<String, Failure>> {
+    let instance = linker.instantiate(&mut *store, image)?;
+    apply_limits(store, &instance, limits)?;
+    let exports = Exports::new(store, &instance)?;
+    if let Err(exception) = exports.eval(store, program.harness, "harness.js", true)? {
+        return Err(wasmtime::Error::msg(format!(
+            "harness.js failed: {}",
+            exception.message
+        )));
     }
     match exports.eval(store, program.source, "solution.js", false)? {
         Ok(value) => exports.free_value.call(&mut *store, value)?,

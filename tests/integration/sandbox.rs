@@ -315,28 +315,38 @@ fn invalid_wasm_is_a_compile_error() {
 
 #[tokio::test]
 async fn a_full_queue_answers_busy_instead_of_waiting() {
-    let pool = Arc::new(SandboxPool::new(Arc::clone(sandbox()), 1, 0).expect("pool"));
-    let background = Arc::clone(&pool);
-    let slow = async move {
-        background
-            .run(|sandbox| {
-                sandbox.run_js(
-                    &JsProgram {
-                        harness: HARNESS,
-                        source: "function solve() { while (true) {} }",
-                        call: "__labdeck_case(0)",
-                    },
-                    &Limits::default(),
-                    1,
-                )
-            })
-            .await
+    // One worker and no waiting room: a job is only taken while the worker is idle.
+    let pool = SandboxPool::new(Arc::clone(sandbox()), 1, 0).expect("pool");
+    let endless = || {
+        |sandbox: &Sandbox| {
+            let program = JsProgram {
+                harness: HARNESS,
+                source: "function solve() { while (true) {} }",
+                call: "__labdeck_case(0)",
+            };
+            sandbox.run_js(&program, &Limits::default(), 1)
+        }
     };
-    let slow = tokio::spawn(slow);
-    // Give the worker time to pick the first job up; the queue has no room for a second.
+    let first = loop {
+        match pool.submit(endless()) {
+            Ok(receiver) => break receiver,
+            // The worker thread may not be waiting for work yet.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = pool.run(|_| ()).await;
-    assert_eq!(second.err().map(|b| b.retry_after_secs), Some(2));
-    let first = slow.await.expect("join").expect("not busy");
-    assert_eq!(first.result, Err(Failure::TimeLimit));
+    let second = pool.submit(endless());
+    assert_eq!(second.err().map(|busy| busy.retry_after_secs), Some(2));
+    let outcome = first.await.expect("the first job finishes");
+    assert_eq!(outcome.result, Err(Failure::TimeLimit));
+    // Free again afterwards (once the worker is back waiting for work).
+    let mut answer = None;
+    for _ in 0..200 {
+        if let Ok(value) = pool.run(|_| 42).await {
+            answer = Some(value);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(answer, Some(42));
 }
