@@ -4,6 +4,8 @@
 //! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
 //! a link) and the content checker can reject ids that will never exist.
 
+pub mod rate_limiter;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LabInfo {
     pub id: &'static str,
