@@ -41,6 +41,8 @@ pub struct TestOptions {
     pub content_dir: PathBuf,
     pub dev: bool,
     pub redis_url: String,
+    /// Share Redis state with another server (by default each server gets its own prefix).
+    pub redis_prefix: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -49,6 +51,7 @@ impl Default for TestOptions {
             content_dir: manifest_dir().join("content"),
             dev: false,
             redis_url: redis_url(),
+            redis_prefix: None,
         }
     }
 }
@@ -80,7 +83,9 @@ impl TestApp {
                 database_url: database_url.clone(),
             },
             redis_url: options.redis_url,
-            redis_prefix: format!("labdeck-test:{database_name}:"),
+            redis_prefix: options
+                .redis_prefix
+                .unwrap_or_else(|| format!("labdeck-test:{database_name}:")),
             bind: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
             content_dir: options.content_dir,
@@ -294,6 +299,60 @@ impl ContentFixture {
 impl Drop for ContentFixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis of our own, so a test can stop it without disturbing anything else.
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OwnRedis { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub fn stop(&mut self) {
+        self.child.kill().expect("stop redis");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
