@@ -18,6 +18,7 @@ use crate::accounts::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::content::{ContentStore, search};
 use crate::infra;
+use crate::labs::rate_limiter::service::RateLimiterLab;
 use crate::web;
 use crate::web::assets::SiteInfo;
 
@@ -28,6 +29,7 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub content: Arc<ContentStore>,
     pub throttle: LoginThrottle,
+    pub rate_limiter: Arc<RateLimiterLab>,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
 }
@@ -65,6 +67,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let site = tokio::task::spawn_blocking(move || SiteInfo::load(&static_dir, dev)).await?;
     Ok(AppState {
         throttle: LoginThrottle::new(redis.clone(), &config.redis_prefix),
+        rate_limiter: Arc::new(RateLimiterLab::new(
+            redis.clone(),
+            &config.redis_prefix,
+            config.secret.expose(),
+        )),
         config: Arc::new(config),
         db,
         redis,

@@ -23,7 +23,7 @@ pub const LABS: &[LabInfo] = &[
     LabInfo {
         id: "rate-limiter",
         title: "Rate limiter",
-        available: false,
+        available: true,
     },
     LabInfo {
         id: "cache-keys",

@@ -7,4 +7,5 @@ mod cli;
 mod content_pages;
 mod operations;
 mod progress;
+mod rate_limiter;
 mod search;

@@ -20,6 +20,7 @@
 //! `<redis_prefix>rl:` plus their namespace, so learners never see each other's state.
 
 pub mod algorithms;
+pub mod live;
 pub mod service;
 pub mod store;
 pub mod trace;
