@@ -1,6 +1,7 @@
 //! Shared test harness: every test gets its own PostgreSQL database (created from the server in
-//! `LABDECK_TEST_DATABASE_URL`, dropped when the test ends) and its own Redis key prefix, and
-//! talks to a real labdeck server bound to a free port over HTTP.
+//! `LABDECK_TEST_DATABASE_URL`, dropped when the test ends) and its own Redis key prefix (whose
+//! keys are deleted when the test ends), and talks to a real labdeck server bound to a free port
+//! over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,10 +57,12 @@ impl Default for TestOptions {
     }
 }
 
-/// The server and its database; the database is dropped when the last client goes away.
+/// The server, its database and its Redis keys; both are removed when the last client goes away.
 struct ServerGuard {
     server: RunningServer,
     database_name: String,
+    redis_url: String,
+    redis_prefix: String,
 }
 
 #[derive(Clone)]
@@ -78,14 +81,15 @@ impl TestApp {
     pub async fn spawn_with(options: TestOptions) -> TestApp {
         let database_name = format!("labdeck_test_{}", uuid::Uuid::new_v4().simple());
         let database_url = database_url_for(&database_name);
+        let redis_prefix = options
+            .redis_prefix
+            .unwrap_or_else(|| format!("labdeck-test:{database_name}:"));
         let args = ServeArgs {
             db: DatabaseArgs {
                 database_url: database_url.clone(),
             },
-            redis_url: options.redis_url,
-            redis_prefix: options
-                .redis_prefix
-                .unwrap_or_else(|| format!("labdeck-test:{database_name}:")),
+            redis_url: options.redis_url.clone(),
+            redis_prefix: redis_prefix.clone(),
             bind: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
             content_dir: options.content_dir,
@@ -103,6 +107,8 @@ impl TestApp {
             guard: Arc::new(ServerGuard {
                 server,
                 database_name,
+                redis_url: options.redis_url,
+                redis_prefix,
             }),
         }
     }
@@ -207,9 +213,41 @@ fn new_client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Deletes every key under `prefix` (and nothing else: the Redis may be shared). Best effort: a
+/// test that stopped its own Redis has nothing left to delete.
+fn delete_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(std::time::Duration::from_secs(1)) else {
+        return;
+    };
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query::<(u64, Vec<String>)>(&mut conn)
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(&keys).query::<()>(&mut conn);
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
 impl Drop for ServerGuard {
     fn drop(&mut self) {
         self.server.handle.abort();
+        delete_redis_keys(&self.redis_url, &self.redis_prefix);
         let name = self.database_name.clone();
         let admin = admin_database_url();
         // Drop runs outside async context; use a private runtime on its own thread.
