@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::content::{ContentStore, search};
 use crate::grading::Lab;
 use crate::infra;
+use crate::labs::rate_limiter::service::RateLimiterLab;
 use crate::sandbox::Sandbox;
 use crate::sandbox::pool::SandboxPool;
 use crate::web;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub content: Arc<ContentStore>,
     pub throttle: LoginThrottle,
+    pub rate_limiter: Arc<RateLimiterLab>,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
     /// Labs with a graded challenge.
@@ -96,6 +98,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         labs: Arc::new(labs),
         graders,
         throttle: LoginThrottle::new(redis.clone(), &config.redis_prefix),
+        rate_limiter: Arc::new(RateLimiterLab::new(
+            redis.clone(),
+            &config.redis_prefix,
+            config.secret.expose(),
+        )),
         config: Arc::new(config),
         db,
         redis,

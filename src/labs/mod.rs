@@ -4,7 +4,7 @@
 //! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
 //! a link) and the content checker can reject ids that will never exist.
 
-pub mod rate_limiter_challenge;
+pub mod rate_limiter;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub const LABS: &[LabInfo] = &[
     LabInfo {
         id: "rate-limiter",
         title: "Rate limiter",
-        available: false,
+        available: true,
     },
     LabInfo {
         id: "cache-keys",
@@ -59,7 +59,7 @@ pub fn find(id: &str) -> Option<&'static LabInfo> {
 /// The graded challenge of each lab that has one: adding a lab's challenge is this one line.
 pub fn challenge_for(id: &str) -> Option<Arc<dyn Challenge>> {
     match id {
-        "rate-limiter" => Some(Arc::new(rate_limiter_challenge::RateLimiterChallenge)),
+        "rate-limiter" => Some(Arc::new(rate_limiter::challenge::RateLimiterChallenge)),
         _ => None,
     }
 }

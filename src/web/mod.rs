@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(instructor::router())
         .merge(labs::router())
+        .merge(crate::labs::rate_limiter::live::router(&state))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(

@@ -79,6 +79,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
 pub struct CookieNames {
     pub session: &'static str,
     pub csrf: &'static str,
+    /// Anonymous visitors' identity in the labs (so visitors get their own lab state).
+    pub lab: &'static str,
 }
 
 pub fn cookie_names(secure: bool) -> CookieNames {
@@ -86,11 +88,13 @@ pub fn cookie_names(secure: bool) -> CookieNames {
         CookieNames {
             session: "__Host-labdeck_session",
             csrf: "__Host-labdeck_csrf",
+            lab: "__Host-labdeck_lab",
         }
     } else {
         CookieNames {
             session: "labdeck_session",
             csrf: "labdeck_csrf",
+            lab: "labdeck_lab",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Shared test harness: every test gets its own PostgreSQL database (created from the server in
-//! `LABDECK_TEST_DATABASE_URL`, dropped when the test ends) and its own Redis key prefix, and
-//! talks to a real labdeck server bound to a free port over HTTP.
+//! `LABDECK_TEST_DATABASE_URL`, dropped when the test ends) and its own Redis key prefix (whose
+//! keys are deleted when the test ends), and talks to a real labdeck server bound to a free port
+//! over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct TestOptions {
     pub redis_url: String,
     pub grader_threads: usize,
     pub grader_queue: usize,
+    /// Share Redis state with another server (by default each server gets its own prefix).
+    pub redis_prefix: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -53,14 +56,17 @@ impl Default for TestOptions {
             redis_url: redis_url(),
             grader_threads: 2,
             grader_queue: 4,
+            redis_prefix: None,
         }
     }
 }
 
-/// The server and its database; the database is dropped when the last client goes away.
+/// The server, its database and its Redis keys; both are removed when the last client goes away.
 struct ServerGuard {
     server: RunningServer,
     database_name: String,
+    redis_url: String,
+    redis_prefix: String,
 }
 
 #[derive(Clone)]
@@ -79,12 +85,15 @@ impl TestApp {
     pub async fn spawn_with(options: TestOptions) -> TestApp {
         let database_name = format!("labdeck_test_{}", uuid::Uuid::new_v4().simple());
         let database_url = database_url_for(&database_name);
+        let redis_prefix = options
+            .redis_prefix
+            .unwrap_or_else(|| format!("labdeck-test:{database_name}:"));
         let args = ServeArgs {
             db: DatabaseArgs {
                 database_url: database_url.clone(),
             },
-            redis_url: options.redis_url,
-            redis_prefix: format!("labdeck-test:{database_name}:"),
+            redis_url: options.redis_url.clone(),
+            redis_prefix: redis_prefix.clone(),
             bind: "127.0.0.1:0".parse().expect("addr"),
             public_url: None,
             content_dir: options.content_dir,
@@ -105,6 +114,8 @@ impl TestApp {
             guard: Arc::new(ServerGuard {
                 server,
                 database_name,
+                redis_url: options.redis_url,
+                redis_prefix,
             }),
         }
     }
@@ -209,9 +220,41 @@ fn new_client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Deletes every key under `prefix` (and nothing else: the Redis may be shared). Best effort: a
+/// test that stopped its own Redis has nothing left to delete.
+fn delete_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(std::time::Duration::from_secs(1)) else {
+        return;
+    };
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query::<(u64, Vec<String>)>(&mut conn)
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(&keys).query::<()>(&mut conn);
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
 impl Drop for ServerGuard {
     fn drop(&mut self) {
         self.server.handle.abort();
+        delete_redis_keys(&self.redis_url, &self.redis_prefix);
         let name = self.database_name.clone();
         let admin = admin_database_url();
         // Drop runs outside async context; use a private runtime on its own thread.
@@ -301,6 +344,60 @@ impl ContentFixture {
 impl Drop for ContentFixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis of our own, so a test can stop it without disturbing anything else.
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OwnRedis { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub fn stop(&mut self) {
+        self.child.kill().expect("stop redis");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -8,5 +8,6 @@ mod content_pages;
 mod labs;
 mod operations;
 mod progress;
+mod rate_limiter;
 mod sandbox;
 mod search;

@@ -1,4 +1,4 @@
-use crate::common::{TestApp, select};
+use crate::common::{OwnRedis, TestApp, select};
 
 #[tokio::test]
 async fn health_and_readiness_report_the_real_dependencies() {
@@ -106,63 +106,18 @@ async fn static_assets_are_cache_busted() {
     assert!(select(&html, "script[src^='/static/js/theme.js?v=']").len() == 1);
 }
 
-/// A Redis of our own, so the test can stop it without disturbing anything else.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        OwnRedis { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn when_redis_goes_down_readiness_fails_but_pages_and_logins_keep_working() {
     let mut redis = OwnRedis::start();
     let app = TestApp::spawn_with(crate::common::TestOptions {
-        redis_url: format!("redis://127.0.0.1:{}", redis.port),
+        redis_url: redis.url(),
         ..Default::default()
     })
     .await;
     app.sign_up("zed@example.com").await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
-    redis.child.kill().expect("stop redis");
-    redis.child.wait().expect("reaped");
+    redis.stop();
 
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);

@@ -1,4 +1,5 @@
 //! The rate-limiter lab's graded challenge: a sliding-log limiter against a virtual clock.
+//! Expected answers come from [`SlidingLog`], the same reference the live service replays.
 //!
 //! Input `{ "limit": n, "windowMs": w, "hits": [[key, now], ...] }` (times never go back);
 //! output one decision per hit, `{ "allowed", "remaining", "retryAfterMs" }`. Semantics, per
@@ -7,60 +8,12 @@
 //! it; a denied hit has `remaining` 0 and `retryAfterMs` = when the oldest remembered hit
 //! expires. Denied hits are not remembered.
 
-use std::collections::{HashMap, VecDeque};
-
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
+use super::algorithms::SlidingLog;
 use crate::grading::Challenge;
-
-/// The reference sliding log.
-#[derive(Debug, Default)]
-pub struct SlidingLog {
-    limit: usize,
-    window_ms: u64,
-    logs: HashMap<String, VecDeque<u64>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub remaining: u64,
-    pub retry_after_ms: u64,
-}
-
-impl SlidingLog {
-    pub fn new(limit: usize, window_ms: u64) -> SlidingLog {
-        SlidingLog {
-            limit,
-            window_ms,
-            logs: HashMap::new(),
-        }
-    }
-
-    pub fn hit(&mut self, key: &str, now: u64) -> Decision {
-        let log = self.logs.entry(key.to_string()).or_default();
-        while log.front().is_some_and(|&t| t + self.window_ms <= now) {
-            log.pop_front();
-        }
-        if log.len() < self.limit {
-            log.push_back(now);
-            Decision {
-                allowed: true,
-                remaining: (self.limit - log.len()) as u64,
-                retry_after_ms: 0,
-            }
-        } else {
-            let oldest = log.front().copied().unwrap_or(now);
-            Decision {
-                allowed: false,
-                remaining: 0,
-                retry_after_ms: (oldest + self.window_ms).saturating_sub(now),
-            }
-        }
-    }
-}
 
 pub struct RateLimiterChallenge;
 
@@ -82,13 +35,13 @@ fn hits_of(input: &Value) -> Vec<(String, u64)> {
 
 impl Challenge for RateLimiterChallenge {
     fn expected(&self, input: &Value) -> Value {
-        let limit = input["limit"].as_u64().unwrap_or(0) as usize;
+        let limit = u32::try_from(input["limit"].as_u64().unwrap_or(0)).unwrap_or(u32::MAX);
         let window = input["windowMs"].as_u64().unwrap_or(0);
         let mut limiter = SlidingLog::new(limit, window);
         let decisions: Vec<Value> = hits_of(input)
             .iter()
             .map(|(key, now)| {
-                let d = limiter.hit(key, *now);
+                let d = limiter.hit(key, *now, 1);
                 json!({ "allowed": d.allowed, "remaining": d.remaining, "retryAfterMs": d.retry_after_ms })
             })
             .collect();
@@ -176,41 +129,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sliding_log_allows_limit_per_window_and_says_when_to_retry() {
-        let mut log = SlidingLog::new(2, 1000);
+    fn the_task_example_gets_the_documented_answers() {
+        let input = json!({
+            "limit": 2, "windowMs": 1000,
+            "hits": [["ada", 0], ["ada", 10], ["ada", 500], ["bob", 500], ["ada", 1000]]
+        });
         assert_eq!(
-            log.hit("a", 0),
-            Decision {
-                allowed: true,
-                remaining: 1,
-                retry_after_ms: 0
-            }
-        );
-        assert_eq!(
-            log.hit("a", 10),
-            Decision {
-                allowed: true,
-                remaining: 0,
-                retry_after_ms: 0
-            }
-        );
-        assert_eq!(
-            log.hit("a", 500),
-            Decision {
-                allowed: false,
-                remaining: 0,
-                retry_after_ms: 500
-            }
-        );
-        assert!(log.hit("b", 500).allowed, "keys are independent");
-        // At exactly t = 0 + window the first hit has expired.
-        assert_eq!(
-            log.hit("a", 1000),
-            Decision {
-                allowed: true,
-                remaining: 0,
-                retry_after_ms: 0
-            }
+            RateLimiterChallenge.expected(&input),
+            json!([
+                { "allowed": true, "remaining": 1, "retryAfterMs": 0 },
+                { "allowed": true, "remaining": 0, "retryAfterMs": 0 },
+                { "allowed": false, "remaining": 0, "retryAfterMs": 500 },
+                { "allowed": true, "remaining": 1, "retryAfterMs": 0 },
+                { "allowed": true, "remaining": 0, "retryAfterMs": 0 },
+            ])
         );
     }
 
