@@ -194,16 +194,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 None => Language::Javascript,
             };
             let source = match language {
-                Language::Wasm if file.extension().is_some_and(|e| e == "wasm") => {
-                    // Binary modules travel as bytes; the sandbox accepts binary or WAT.
-                    let bytes = std::fs::read(&file)?;
-                    String::from_utf8(bytes).map_err(|_| {
-                        anyhow::anyhow!(
-                            "binary .wasm files: submit the WAT text or use the web page"
-                        )
-                    })?
-                }
-                _ => std::fs::read_to_string(&file)?,
+                // Binary modules travel as base64 text, as they do from the web page.
+                Language::Wasm => grading::wasm_source(&std::fs::read(&file)?),
+                Language::Javascript => std::fs::read_to_string(&file)?,
             };
             let mode = if public_only { Mode::Run } else { Mode::Submit };
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {

@@ -164,7 +164,7 @@ pub fn grade(
     let prepared = match language {
         Language::Javascript => Ok(Prepared::Js(source)),
         Language::Wasm => sandbox
-            .compile_wasm(source.as_bytes(), &lab.limits)
+            .compile_wasm(&wasm_bytes(source), &lab.limits)
             .map(Prepared::Wasm),
     };
     let cases = lab.cases(mode);
@@ -189,6 +189,29 @@ pub fn grade(
         fuel_used: results.iter().map(|r| r.fuel_used).sum(),
         duration: started.elapsed(),
         results,
+    }
+}
+
+/// A WebAssembly solution arrives as WAT text, or as a binary module in base64 (forms and the
+/// database carry text). Base64 is recognised by the encoded `\0asm` magic, "AGFzbQ".
+pub fn wasm_bytes(source: &str) -> Vec<u8> {
+    use base64::Engine;
+    let trimmed = source.trim();
+    if trimmed.starts_with("AGFzbQ")
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD
+            .decode(trimmed.split_whitespace().collect::<String>())
+    {
+        return bytes;
+    }
+    source.as_bytes().to_vec()
+}
+
+/// The text form of a binary module, as `wasm_bytes` reads it back.
+pub fn wasm_source(bytes: &[u8]) -> String {
+    use base64::Engine;
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !bytes.starts_with(b"\0asm") => text.to_string(),
+        _ => base64::engine::general_purpose::STANDARD.encode(bytes),
     }
 }
 

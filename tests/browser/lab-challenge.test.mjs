@@ -43,7 +43,7 @@ test('a candidate runs the starter, sees the shortest failing trace, then solves
 
   // The starter allows everything: public tests fail, with expected vs actual.
   await page.getByRole('button', { name: 'Run public tests' }).click();
-  await page.locator('.summary:has-text("tests passed")').waitFor();
+  await page.locator('.summary:has-text("/3 tests passed")').waitFor();
   assert.equal(await page.locator('.test-result').count(), 3);
   assert.equal(await page.locator('.test-result.is-fail').count(), 3);
   assert.match(await page.locator('.summary strong').textContent(), /Wrong answer/);
@@ -53,7 +53,8 @@ test('a candidate runs the starter, sees the shortest failing trace, then solves
   const reference = await readFile(path.join(root, 'labs/rate-limiter/reference.js'), 'utf8');
   await replaceCode(page, reference.replace('log[expired] <= now - windowMs', 'log[expired] < now - windowMs'));
   await page.getByRole('button', { name: 'Submit' }).click();
-  await page.locator('.summary:has-text("tests passed")').waitFor({ timeout: 60_000 });
+  // The summary of this submit (38 tests), not the earlier run's (3 tests).
+  await page.locator('.summary:has-text("/38 tests passed")').waitFor({ timeout: 60_000 });
   const failed = page.locator('.test-result.is-fail[data-verdict="wrong_answer"]');
   assert.ok(await failed.count() > 0);
   const shrunk = page.locator('.test-result.is-fail:has-text("random trace") pre.json').first();

@@ -148,3 +148,55 @@ async fn migrations_run_down_and_up_again() {
         .expect("users table back");
     assert_eq!(users, 0);
 }
+
+#[test]
+fn grade_prints_the_same_report_offline_and_exits_by_verdict() {
+    let accepted = labdeck()
+        .args([
+            "grade",
+            "--lab",
+            "rate-limiter",
+            "--public-only",
+            "labs/rate-limiter/reference.js",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    assert_eq!(accepted.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("accepted: 3/3 tests passed, score 100"),
+        "{stdout}"
+    );
+    let starter = labdeck()
+        .args([
+            "grade",
+            "--lab",
+            "rate-limiter",
+            "labs/rate-limiter/starter.js",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&starter.stdout);
+    assert_eq!(starter.status.code(), Some(1));
+    assert!(stdout.contains("✗ [hidden] boundary burst"), "{stdout}");
+    assert!(stdout.contains("✗ [random] random trace #1"), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("wrong_answer: 0/38 tests passed, score 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn labs_check_proves_every_lab_sound() {
+    let output = labdeck().args(["labs", "check"]).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("rate-limiter: reference 38/38 (accepted), starter 0/38"),
+        "{stdout}"
+    );
+}

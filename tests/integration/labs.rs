@@ -380,3 +380,30 @@ async fn webassembly_solutions_are_graded_too() {
             .all(|r| r.contains("data-verdict=\"compile_error\""))
     );
 }
+
+#[tokio::test]
+async fn binary_webassembly_can_be_submitted_as_base64() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    app.sign_up("bin@example.com").await;
+    // The binary encoding of (module (func (export "_start") (loop (br 0)))).
+    let binary: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: () -> ()
+        0x03, 0x02, 0x01, 0x00, // function section
+        0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00,
+        0x00, // export _start
+        0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // loop br 0 end end
+    ];
+    let encoded = base64::engine::general_purpose::STANDARD.encode(binary);
+    assert_eq!(labdeck::grading::wasm_bytes(&encoded), binary);
+    let id = submit_as(&app, &encoded, "run", "wasm").await;
+    let (results, _) = follow(&app, id).await;
+    assert_eq!(results.len(), 3);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.contains("data-verdict=\"time_limit\"")),
+        "{results:?}"
+    );
+}
