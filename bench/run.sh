@@ -22,17 +22,19 @@ cargo bench --locked --bench render 2>/dev/null | grep '^render'
 bench_db="labdeck_bench_$$"
 export DATABASE_URL="${PG_ADMIN_URL%/*}/$bench_db"
 log "starting labdeck (release) for wrk"
-"$CARGO_TARGET_DIR/release/labdeck" serve --bind 127.0.0.1:0 > /tmp/labdeck-bench.out 2>/tmp/labdeck-bench.err &
+server_out="$(mktemp)"; server_err="$(mktemp)"
+"$CARGO_TARGET_DIR/release/labdeck" serve --bind 127.0.0.1:0 > "$server_out" 2>"$server_err" &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   psql "$PG_ADMIN_URL" -XqAc "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -f "$server_out" "$server_err"
 }
 trap cleanup EXIT
-for _ in $(seq 100); do grep -q 'running at' /tmp/labdeck-bench.out 2>/dev/null && break; sleep 0.1; done
-url="$(grep -o 'http://[^ ]*' /tmp/labdeck-bench.out | head -1)"
-[ -n "$url" ] || die "server did not start: $(cat /tmp/labdeck-bench.err)"
+for _ in $(seq 300); do grep -q "running at" "$server_out" 2>/dev/null && break; sleep 0.1; done
+url="$(grep -o "http://[^ ]*" "$server_out" | head -1)"
+[ -n "$url" ] || die "server did not start: $(cat "$server_err")"
 
 # A logged-in learner: every request also looks up the session and the learner's progress.
 "$CARGO_TARGET_DIR/release/labdeck" user create --email bench@example.com --password 'load test passphrase 42' >/dev/null

@@ -3,6 +3,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -64,4 +65,19 @@ export async function launchBrowser() {
       '--disable-sync',
     ],
   });
+}
+
+// Registers hooks that start one server and one browser for the test file; the returned object
+// holds them (`session.server.url`, `session.browser`) once the tests run.
+export function serverAndBrowser() {
+  const session = {};
+  before(async () => {
+    session.server = await startServer();
+    session.browser = await launchBrowser();
+  });
+  after(async () => {
+    await session.browser?.close();
+    await session.server?.stop();
+  });
+  return session;
 }

@@ -4,22 +4,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { launchBrowser, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { serverAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
+const session = serverAndBrowser();
 const root = path.resolve(import.meta.dirname, '..', '..');
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 async function replaceCode(page, code) {
   const editor = page.locator('.cm-content');
@@ -31,10 +20,10 @@ async function replaceCode(page, code) {
 }
 
 test('a candidate runs the starter, sees the shortest failing trace, then solves the lab', async () => {
-  const page = await browser.newPage();
+  const page = await session.browser.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(String(error)));
-  await page.goto(`${server.url}/signup?next=/labs/rate-limiter/challenge`);
+  await page.goto(`${session.server.url}/signup?next=/labs/rate-limiter/challenge`);
   await page.getByLabel('Email').fill('candidate@example.com');
   await page.getByLabel('Password').fill('a long and unusual passphrase');
   await page.getByRole('button', { name: 'Sign up' }).click();
@@ -71,7 +60,7 @@ test('a candidate runs the starter, sees the shortest failing trace, then solves
   // The draft survived and the lab counts on the dashboard.
   await page.reload();
   assert.match(await page.locator('h1').textContent(), /Solved/);
-  await page.goto(`${server.url}/dashboard`);
+  await page.goto(`${session.server.url}/dashboard`);
   assert.match(await page.locator('#labs-solved').textContent(), /Sliding-log rate limiter/);
   assert.deepEqual(errors, []);
 });

@@ -1,28 +1,17 @@
 // A learner's first session, in a real browser: sign up, read a lesson, answer a quiz, mark the
 // lesson complete, and see the dashboard change. Plus search-as-you-type and dark mode.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { serverAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const session = serverAndBrowser();
 
 test('a new learner signs up, answers a quiz, completes a lesson and sees the dashboard change', async () => {
-  const page = await browser.newPage();
+  const page = await session.browser.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(String(error)));
 
-  await page.goto(server.url);
+  await page.goto(session.server.url);
   await page.getByRole('link', { name: 'Sign up' }).click();
   await page.getByLabel('Email').fill('learner@example.com');
   await page.getByLabel('Password').fill('a long and unusual passphrase');
@@ -31,7 +20,7 @@ test('a new learner signs up, answers a quiz, completes a lesson and sees the da
   const total = (await page.locator('#stat-completed').textContent()).split('/')[1].trim();
   assert.equal((await page.locator('#stat-completed').textContent()).trim(), `0 / ${total}`);
 
-  await page.goto(`${server.url}/lessons/event-loop`);
+  await page.goto(`${session.server.url}/lessons/event-loop`);
   assert.equal(await page.locator('article.lesson h1').textContent(), 'The event loop, phase by phase');
 
   // Answer the first quiz; if the first guess is wrong, the revealed answer is chosen next.
@@ -47,7 +36,7 @@ test('a new learner signs up, answers a quiz, completes a lesson and sees the da
   }
   await page.locator(`#${quizId}.is-correct`).waitFor();
   assert.equal(await page.locator(`#${quizId} .quiz-verdict`).textContent(), 'Correct.');
-  assert.equal(page.url(), `${server.url}/lessons/event-loop`, 'htmx swapped the quiz in place');
+  assert.equal(page.url(), `${session.server.url}/lessons/event-loop`, 'htmx swapped the quiz in place');
 
   await page.getByRole('button', { name: 'Mark lesson complete' }).click();
   await page.locator('.complete-status .badge-done').waitFor();
@@ -60,14 +49,14 @@ test('a new learner signs up, answers a quiz, completes a lesson and sees the da
   assert.match(await page.locator('.activity li').first().textContent(), /Completed\s+The event loop/);
 
   // Progress survives a fresh page load and the track page shows the tick.
-  await page.goto(`${server.url}/tracks/node-fundamentals`);
+  await page.goto(`${session.server.url}/tracks/node-fundamentals`);
   assert.equal(await page.locator('.lesson-item.is-done').count(), 1);
   assert.deepEqual(errors, []);
 });
 
 test('search shows results while typing and keeps the URL shareable', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/search`);
+  const page = await session.browser.newPage();
+  await page.goto(`${session.server.url}/search`);
   await page.locator('main').getByLabel('Search lessons').pressSequentially('backpress', { delay: 30 });
   const hit = page.locator('#search-results a[href="/lessons/streams-backpressure"]');
   await hit.waitFor();
@@ -76,8 +65,8 @@ test('search shows results while typing and keeps the URL shareable', async () =
 });
 
 test('the theme toggle switches to dark mode and remembers it', async () => {
-  const page = await browser.newPage({ colorScheme: 'light' });
-  await page.goto(`${server.url}/lessons/circuit-breaker`);
+  const page = await session.browser.newPage({ colorScheme: 'light' });
+  await page.goto(`${session.server.url}/lessons/circuit-breaker`);
   await page.getByRole('button', { name: 'Toggle dark mode' }).click();
   assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
   await page.reload();
@@ -89,8 +78,8 @@ test('the theme toggle switches to dark mode and remembers it', async () => {
 });
 
 test('keyboard users can skip to the content and open an interview answer', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/lessons/event-loop`);
+  const page = await session.browser.newPage();
+  await page.goto(`${session.server.url}/lessons/event-loop`);
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
   await page.keyboard.press('Enter');

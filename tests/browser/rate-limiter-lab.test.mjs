@@ -1,27 +1,16 @@
 // A learner goes from the rate-limiting lesson to the live lab, fires a burst through the
 // real Redis-backed limiter, watches the live stream, and finds the graded challenge.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, startServer } from './harness.mjs';
+import { test } from 'node:test';
+import { serverAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const session = serverAndBrowser();
 
 test('from the lesson to the live limiter: a burst is cut at the limit and shows up live', async () => {
-  const page = await browser.newPage();
+  const page = await session.browser.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(String(error)));
-  await page.goto(`${server.url}/lessons/rate-limiting-algorithms`);
+  await page.goto(`${session.server.url}/lessons/rate-limiting-algorithms`);
   await page.locator('.lab-link a').click();
   await page.waitForURL('**/labs/rate-limiter');
 
