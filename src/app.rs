@@ -78,6 +78,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let static_dir = config.static_dir.clone();
     let dev = config.dev;
     let site = tokio::task::spawn_blocking(move || SiteInfo::load(&static_dir, dev)).await?;
+    {
+        let mut conn = db.acquire().await?;
+        let stale = crate::progress::submissions::abandon_stale(&mut conn).await?;
+        if stale > 0 {
+            tracing::warn!(
+                stale,
+                "marked submissions left pending by a stopped process as failed"
+            );
+        }
+    }
     let labs_dir = config.labs_dir.clone();
     let labs =
         tokio::task::spawn_blocking(move || crate::labs::load_challenges(&labs_dir)).await??;

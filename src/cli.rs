@@ -199,7 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Language::Javascript => std::fs::read_to_string(&file)?,
             };
             let mode = if public_only { Mode::Run } else { Mode::Submit };
-            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {
+            let report = on_sandbox_thread(move || -> anyhow::Result<Report> {
                 let labs = labs::load_challenges(&labs_dir)?;
                 let lab = labs
                     .iter()
@@ -227,8 +227,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Labs {
             command: LabsCommand::Check { dir },
-        } => tokio::task::spawn_blocking(move || labs_check(&dir)).await?,
+        } => on_sandbox_thread(move || labs_check(&dir)).await?,
     }
+}
+
+/// Runs `work` on a thread with a stack as large as the sandbox's worker threads: wasm code may
+/// use up to `max_wasm_stack`, which must fit in the host thread's stack.
+async fn on_sandbox_thread<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> anyhow::Result<R> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("labdeck-grade".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let _ = tx.send(work());
+        })?;
+    Ok(rx.await?)
 }
 
 fn print_result(result: &TestResult) {

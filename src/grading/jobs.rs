@@ -27,12 +27,15 @@ pub fn start(
         })
     })?;
     tokio::spawn(async move {
+        // Writes go through the pool one at a time: a queued job holds no connection.
         let store = async {
-            let mut conn = db.acquire().await?;
             while let Some(result) = rx.recv().await {
+                let mut conn = db.acquire().await?;
                 submissions::record_result(&mut conn, submission_id, &result).await?;
             }
-            match done.await {
+            let report = done.await;
+            let mut conn = db.acquire().await?;
+            match report {
                 Ok(report) => {
                     submissions::finish(&mut conn, submission_id, &report).await?;
                 }
@@ -42,6 +45,10 @@ pub fn start(
         };
         if let Err(err) = store.await {
             tracing::error!(error = %err, submission_id, "storing grading results failed");
+            // Never leave the submission pending.
+            if let Ok(mut conn) = db.acquire().await {
+                let _ = submissions::abandon(&mut conn, submission_id, "internal_error").await;
+            }
         }
     });
     Ok(())

@@ -168,9 +168,18 @@ pub fn grade(
             .map(Prepared::Wasm),
     };
     let cases = lab.cases(mode);
+    // Shrinking re-runs the solution many times; only the first failing random trace gets it,
+    // so one submission's cost stays bounded.
+    let mut may_shrink = true;
     for (index, case) in cases.iter().enumerate() {
         let result = match &prepared {
-            Ok(prepared) => run_test(sandbox, lab, prepared, index, case),
+            Ok(prepared) => {
+                let result = run_test(sandbox, lab, prepared, index, case, may_shrink);
+                if !result.passed && case.visibility == Visibility::Random {
+                    may_shrink = false;
+                }
+                result
+            }
             Err(failure) => failed_result(index, case, failure, 0, Duration::ZERO),
         };
         on_result(&result);
@@ -252,6 +261,7 @@ fn run_test(
     prepared: &Prepared<'_>,
     index: usize,
     case: &TestCase,
+    may_shrink: bool,
 ) -> TestResult {
     let expected = lab.challenge.expected(&case.input);
     let outcome = execute(sandbox, lab, prepared, &case.input);
@@ -288,7 +298,9 @@ fn run_test(
         result.passed = false;
         result.verdict = verdict;
         result.message = message;
-        if case.visibility == Visibility::Random {
+        // Only wrong answers are worth shrinking: a time or memory verdict would make every
+        // candidate run to its limit.
+        if case.visibility == Visibility::Random && may_shrink && result.verdict == "wrong_answer" {
             let (input, outcome) = shrink(sandbox, lab, prepared, &case.input, outcome);
             let expected = lab.challenge.expected(&input);
             if let Err((verdict, message)) = judge(lab, &input, &expected, &outcome) {
@@ -300,7 +312,32 @@ fn run_test(
             result.input = Some(input);
         }
     }
+    if case.visibility == Visibility::Hidden {
+        hide_details(&mut result);
+    }
     result
+}
+
+/// A hidden test reports its name and verdict only: the comparison message names the hit and
+/// its expected answer, the learner's own error text could smuggle the input out, and timing
+/// and fuel are side channels.
+fn hide_details(result: &mut TestResult) {
+    if !result.passed {
+        result.message = match result.verdict.as_str() {
+            "wrong_answer" => {
+                "your answer differs from the reference (hidden tests do not show their data)"
+                    .to_string()
+            }
+            "runtime_error" => "your code threw an error on this hidden test".to_string(),
+            "invalid_output" => {
+                "your code returned something that is not a valid answer".to_string()
+            }
+            _ => result.message.clone(),
+        };
+    }
+    result.fuel_used = 0;
+    result.duration_us = 0;
+    result.console.clear();
 }
 
 /// Delta-debugs a failing input down to a small one that still fails.

@@ -30,6 +30,62 @@ impl Submission {
     }
 }
 
+/// PostgreSQL text cannot hold NUL; solutions and their output may contain it.
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+fn storable_json(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(storable(s).into_owned()),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(storable_json).collect())
+        }
+        serde_json::Value::Object(fields) => serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (storable(k).into_owned(), storable_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Whether the learner already has a submission being graded (one at a time per learner).
+pub async fn has_pending(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<bool> {
+    let (pending,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM submissions WHERE user_id = $1 AND finished_at IS NULL)",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(pending)
+}
+
+/// Serialises a learner's submission checks and insert (transaction-scoped advisory lock).
+pub async fn lock_learner(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7262, $1::int)")
+        .bind(user_id as i32)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Submissions left pending by a stopped process are marked as failed on start-up.
+pub async fn abandon_stale(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE submissions SET verdict = 'internal_error', finished_at = now()
+          WHERE finished_at IS NULL AND created_at < now() - interval '10 minutes'",
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn create(
     conn: &mut PgConnection,
     user_id: i64,
@@ -45,7 +101,7 @@ pub async fn create(
     .bind(lab_id)
     .bind(mode.as_str())
     .bind(language.as_str())
-    .bind(source)
+    .bind(storable(source))
     .fetch_one(conn)
     .await?;
     Ok(id)
@@ -68,7 +124,7 @@ pub async fn record_result(
     result: &TestResult,
 ) -> sqlx::Result<()> {
     let detail = (result.input.is_some() || result.expected.is_some() || result.actual.is_some()).then(|| {
-        serde_json::json!({ "input": result.input, "expected": result.expected, "actual": result.actual })
+        storable_json(&serde_json::json!({ "input": result.input, "expected": result.expected, "actual": result.actual }))
     });
     sqlx::query(
         "INSERT INTO submission_results (submission_id, idx, name, visibility, passed, verdict, message, detail, console, fuel_used, duration_us)
@@ -76,13 +132,13 @@ pub async fn record_result(
     )
     .bind(submission_id)
     .bind(result.index as i32)
-    .bind(&result.name)
+    .bind(storable(&result.name))
     .bind(result.visibility.as_str())
     .bind(result.passed)
     .bind(&result.verdict)
-    .bind(&result.message)
+    .bind(storable(&result.message))
     .bind(detail)
-    .bind(&result.console)
+    .bind(storable(&result.console))
     .bind(result.fuel_used as i64)
     .bind(result.duration_us as i64)
     .execute(conn)
@@ -241,7 +297,7 @@ pub async fn save_draft(
     )
     .bind(user_id)
     .bind(lab_id)
-    .bind(source)
+    .bind(storable(source))
     .execute(conn)
     .await?;
     Ok(())

@@ -133,7 +133,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Builds the engine and loads `quickjs.wasm`, compiling it only when the on-disk cache in
     /// `cache_dir` has no artifact for this wasm file and this engine.
-    pub fn new(quickjs_wasm: &Path, cache_dir: &Path) -> anyhow::Result<Sandbox> {
+    pub fn new(quickjs_wasm: &Path, cache_dir: Option<&Path>) -> anyhow::Result<Sandbox> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(64)
             .total_memories(64)
@@ -174,7 +174,7 @@ impl Sandbox {
         let wasm = std::env::var_os("LABDECK_QUICKJS_WASM")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("node_modules/quickjs-wasi/quickjs.wasm"));
-        Sandbox::new(&wasm, &default_cache_dir())
+        Sandbox::new(&wasm, default_cache_dir().as_deref())
     }
 
     pub fn engine(&self) -> &Engine {
@@ -313,13 +313,14 @@ fn spawn_epoch_ticker(engine: &Engine) {
     }
 }
 
-pub fn default_cache_dir() -> PathBuf {
+/// The user's cache directory. Deliberately no fallback to a shared temp directory: cached
+/// artifacts are native code, and another local user must not be able to plant one. Without a
+/// cache directory modules are compiled at every start.
+pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("labdeck")
-        .join("modules")
+        .map(|dir| dir.join("labdeck").join("modules"))
 }
 
 /// Runs QuickJS's initialisation and the prelude once, then builds (or loads from the cache)
@@ -329,7 +330,7 @@ fn pre_initialise(
     linker: &Linker<GuestState>,
     wasm: &[u8],
     original: &Module,
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
 ) -> anyhow::Result<Module> {
     if !snapshot::stack_pointer_is_the_only_state(wasm) {
         anyhow::bail!(
@@ -363,9 +364,12 @@ fn pre_initialise(
 fn cached_module(
     engine: &Engine,
     wasm: &[u8],
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
     name: &str,
 ) -> anyhow::Result<Module> {
+    let Some(cache_dir) = cache_dir else {
+        return Ok(Module::new(engine, wasm)?);
+    };
     let digest: String = Sha256::digest(wasm)
         .iter()
         .take(12)
@@ -389,7 +393,12 @@ fn cached_module(
         "compiled the JavaScript engine"
     );
     if std::fs::create_dir_all(cache_dir).is_ok() {
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        // Unique per writer: threads of one process may compile the same module at once.
+        let tmp = path.with_extension(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
         if std::fs::write(&tmp, &artifact).is_ok() {
             let _ = std::fs::rename(&tmp, &path);
         }

@@ -25,6 +25,9 @@ const INTRINSICS_ALL: i32 = -1;
 const EVAL_GLOBAL: i32 = 0;
 const EVAL_STRICT: i32 = 8;
 
+/// Exception messages and stacks longer than this are cut (a solution can throw huge strings).
+const EXCEPTION_TEXT_MAX: usize = 4096;
+
 /// The virtual wall clock every run starts at: 2026-01-01T00:00:00Z.
 const VIRTUAL_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
 
@@ -88,7 +91,8 @@ impl GuestState {
         true
     }
 
-    /// xorshift64*: deterministic "randomness" for `random_get` and Math.random's seed.
+    /// xorshift64*: deterministic "randomness" for `random_get`. QuickJS seeds Math.random once,
+    /// while the pre-initialised image is built, so every run sees the same Math.random sequence.
     fn next_random(&mut self) -> u64 {
         let mut x = self.rng;
         x ^= x >> 12;
@@ -148,7 +152,8 @@ fn box_to_string(caller: &mut Caller<'_, GuestState>, value_box: i32) -> wasmtim
     let len_ptr = malloc.call(&mut *caller, 4)?;
     let cstr = get_string.call(&mut *caller, (value_box, len_ptr))?;
     let memory = memory_of(caller)?;
-    let len = read_u32(&memory, caller, len_ptr)? as usize;
+    // Console lines are capped by the output limit anyway; never allocate more than that.
+    let len = (read_u32(&memory, caller, len_ptr)? as usize).min(caller.data().console_cap + 1);
     let mut text = String::new();
     if cstr != 0 {
         let mut bytes = vec![0u8; len];
@@ -173,7 +178,11 @@ pub fn add_imports(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          argv: i32|
          -> wasmtime::Result<i32> {
             let memory = memory_of(&mut caller)?;
-            let mut name = vec![0u8; name_len.max(0) as usize];
+            // Host function names are ours and short; anything else is not a call we serve.
+            if !(0..=64).contains(&name_len) || argc > 64 {
+                return Err(wasmtime::Error::msg("malformed host call"));
+            }
+            let mut name = vec![0u8; name_len as usize];
             memory.read(&caller, name_ptr as u32 as usize, &mut name)?;
             if name == b"__labdeck_print" {
                 let mut line = String::new();
@@ -263,6 +272,9 @@ pub fn add_imports(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 return Ok(EBADF);
             }
             let memory = memory_of(&mut caller)?;
+            if iovs_len > 1024 {
+                return Ok(EBADF);
+            }
             let mut total = 0u32;
             let mut text = Vec::new();
             for i in 0..iovs_len.max(0) {
@@ -313,7 +325,10 @@ pub fn add_imports(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         "wasi_snapshot_preview1",
         "random_get",
         |mut caller: Caller<'_, GuestState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
-            let mut bytes = Vec::with_capacity(len.max(0) as usize);
+            if !(0..=65_536).contains(&len) {
+                return Ok(ENOSYS);
+            }
+            let mut bytes = Vec::with_capacity(len as usize);
             while bytes.len() < len.max(0) as usize {
                 bytes.extend_from_slice(&caller.data_mut().next_random().to_le_bytes());
             }
@@ -383,10 +398,12 @@ impl Exports {
         Ok((ptr, len))
     }
 
-    fn read_string(
+    /// Reads a guest value as a string, at most `max` bytes (the rest is cut off).
+    fn read_string_capped(
         &self,
         store: &mut Store<GuestState>,
         value_box: i32,
+        max: usize,
     ) -> wasmtime::Result<Option<String>> {
         let len_ptr = self.malloc.call(&mut *store, 4)?;
         let cstr = self
@@ -399,11 +416,20 @@ impl Exports {
         if cstr == 0 {
             return Ok(None);
         }
-        let mut bytes = vec![0u8; u32::from_le_bytes(len_bytes) as usize];
+        let mut bytes = vec![0u8; (u32::from_le_bytes(len_bytes) as usize).min(max)];
         self.memory
             .read(&*store, cstr as u32 as usize, &mut bytes)?;
         self.free_cstring.call(&mut *store, cstr)?;
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    fn read_string(
+        &self,
+        store: &mut Store<GuestState>,
+        value_box: i32,
+    ) -> wasmtime::Result<Option<String>> {
+        // Results are bounded by the memory limit anyway; this is the hard ceiling.
+        self.read_string_capped(store, value_box, 64 << 20)
     }
 
     /// Evaluates a script; `Ok(Err(exception))` when the script threw.
@@ -453,14 +479,16 @@ impl Exports {
         let exception = self.get_exception.call(&mut *store, ())?;
         let is_error = self.is_error.call(&mut *store, exception)? != 0;
         let message = self
-            .read_string(store, exception)?
+            .read_string_capped(store, exception, EXCEPTION_TEXT_MAX)?
             .unwrap_or_else(|| "[exception that cannot be turned into a string]".to_string());
         let mut stack = String::new();
         if is_error {
             let (key, _) = self.write_cstr(store, "stack")?;
             let stack_box = self.get_prop_string.call(&mut *store, (exception, key))?;
             self.free.call(&mut *store, key)?;
-            stack = self.read_string(store, stack_box)?.unwrap_or_default();
+            stack = self
+                .read_string_capped(store, stack_box, EXCEPTION_TEXT_MAX)?
+                .unwrap_or_default();
             self.free_value.call(&mut *store, stack_box)?;
             if stack == "undefined" {
                 stack.clear();
@@ -487,6 +515,14 @@ impl JsException {
     /// Maps QuickJS's own limit errors to their verdicts; anything else is a runtime error.
     pub fn into_failure(self, compiling: bool) -> Failure {
         let message = self.message.trim().to_string();
+        // Only real Error objects map to limit verdicts: `throw "InternalError: interrupted"`
+        // is just a thrown string.
+        if !self.is_error {
+            return Failure::RuntimeError {
+                message: format!("Uncaught {message}"),
+                stack: self.stack,
+            };
+        }
         if message == "InternalError: out of memory" {
             Failure::MemoryLimit
         } else if message.starts_with("RangeError: Maximum call stack size exceeded")
@@ -500,11 +536,6 @@ impl JsException {
                 message: self.stack_or(message),
             }
         } else {
-            let message = if self.is_error {
-                message
-            } else {
-                format!("Uncaught {message}")
-            };
             Failure::RuntimeError {
                 message,
                 stack: self.stack,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -164,8 +164,14 @@ impl SubmissionView {
     pub fn verdict_label(&self) -> String {
         verdict_label(&self.s.verdict)
     }
+    /// The live stream, starting after the results already on the page.
     pub fn events_url(&self) -> String {
-        format!("/labs/{}/submissions/{}/events", self.s.lab_id, self.s.id)
+        format!(
+            "/labs/{}/submissions/{}/events?from={}",
+            self.s.lab_id,
+            self.s.id,
+            self.results.len()
+        )
     }
     pub fn when(&self) -> String {
         self.s
@@ -331,8 +337,17 @@ async fn submission_create(
             lab.limits.source_bytes / 1024
         )));
     }
-    let mut conn = state.db.acquire().await?;
-    if submissions::recent_count(&mut conn, user.id).await? >= SUBMISSIONS_PER_MINUTE {
+    // The checks and the insert happen under a per-learner lock, so parallel posts cannot
+    // slip past the limits.
+    let mut tx = state.db.begin().await?;
+    submissions::lock_learner(&mut tx, user.id).await?;
+    if submissions::has_pending(&mut tx, user.id).await? {
+        return Err(AppError::TooManyRequests {
+            message: "Your previous run is still being graded; wait for its results.".into(),
+            retry_after_secs: 2,
+        });
+    }
+    if submissions::recent_count(&mut tx, user.id).await? >= SUBMISSIONS_PER_MINUTE {
         return Err(AppError::TooManyRequests {
             message: format!(
                 "You can run or submit {SUBMISSIONS_PER_MINUTE} times a minute; wait a little and try again."
@@ -340,9 +355,11 @@ async fn submission_create(
             retry_after_secs: 20,
         });
     }
-    submissions::save_draft(&mut conn, user.id, &lab.id, &form.source).await?;
+    submissions::save_draft(&mut tx, user.id, &lab.id, &form.source).await?;
     let submission_id =
-        submissions::create(&mut conn, user.id, &lab.id, mode, language, &form.source).await?;
+        submissions::create(&mut tx, user.id, &lab.id, mode, language, &form.source).await?;
+    tx.commit().await?;
+    let mut conn = state.db.acquire().await?;
     if let Err(busy) = jobs::start(
         state.db.clone(),
         &graders,
@@ -422,15 +439,23 @@ async fn submission_show(
 /// Streams stored results as they appear: one `result` event per test (an HTML fragment), then
 /// a `done` event with the summary. Reading from the database keeps this correct whichever
 /// labdeck instance is grading, and after a reconnect.
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// The first test index the page does not have yet.
+    #[serde(default)]
+    from: i32,
+}
+
 async fn submission_events(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((id, sid)): Path<(String, i64)>,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let (_, submission) = load_submission(&state, &viewer, &id, sid).await?;
     let user_id = submission.user_id;
     let stream = futures::stream::unfold(
-        (state, 0i32, false, 0u32),
+        (state, query.from.max(0), false, 0u32),
         move |(state, next, finished, idle)| async move {
             if finished {
                 return None;
@@ -439,13 +464,14 @@ async fn submission_events(
                 Ok(conn) => conn,
                 Err(_) => return Some((Vec::new(), (state, next, true, idle))),
             };
-            let fresh = submissions::results(&mut conn, sid, next)
-                .await
-                .unwrap_or_default();
+            // The row first: results stored before it says "finished" are then all visible.
             let current = submissions::find(&mut conn, user_id, sid)
                 .await
                 .ok()
                 .flatten();
+            let fresh = submissions::results(&mut conn, sid, next)
+                .await
+                .unwrap_or_default();
             drop(conn);
             let mut events = Vec::new();
             let mut next = next;

@@ -19,17 +19,28 @@ fn sandbox() -> &'static Arc<Sandbox> {
 const HARNESS: &str =
     "function __labdeck_case(input) { return __labdeck.stringify(solve(input)); }";
 
+/// Guests run on a thread with the same large stack as the grader threads: wasm may use up to
+/// 16 MiB of it, more than a test thread has.
+fn on_grader_stack<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(work)
+        .expect("thread")
+        .join()
+        .expect("no panic")
+}
+
 fn run_with(source: &str, input: serde_json::Value, limits: &Limits) -> Outcome {
     let call = format!("__labdeck_case({input})");
-    sandbox().run_js(
-        &JsProgram {
+    let (source, limits) = (source.to_string(), *limits);
+    on_grader_stack(move || {
+        let program = JsProgram {
             harness: HARNESS,
-            source,
+            source: &source,
             call: &call,
-        },
-        limits,
-        7,
-    )
+        };
+        sandbox().run_js(&program, &limits, 7)
+    })
 }
 
 fn run(source: &str) -> Outcome {
@@ -196,6 +207,34 @@ fn thrown_values_of_any_type_become_runtime_errors_with_a_message() {
 }
 
 #[test]
+fn huge_thrown_strings_are_cut_short() {
+    match failure("function solve() { throw 'x'.repeat(15e6); }") {
+        Failure::RuntimeError { message, .. } => {
+            assert!(message.len() <= 4096 + 16, "{} bytes", message.len())
+        }
+        other => panic!("{other:?}"),
+    }
+    match failure(
+        "function solve() { const e = new Error('big'); e.stack = 'y'.repeat(15e6); throw e; }",
+    ) {
+        Failure::RuntimeError { stack, .. } => {
+            assert!(stack.len() <= 4096, "{} bytes", stack.len())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_thrown_string_that_looks_like_a_limit_is_still_a_runtime_error() {
+    match failure("function solve() { throw 'InternalError: interrupted'; }") {
+        Failure::RuntimeError { message, .. } => {
+            assert_eq!(message, "Uncaught InternalError: interrupted")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn values_that_cannot_be_serialised_are_reported() {
     assert!(matches!(
         failure("function solve() { const a = {}; a.self = a; return a; }"),
@@ -248,6 +287,11 @@ fn a_trap_never_poisons_the_next_run() {
 }
 
 fn wasm(source: &str) -> Outcome {
+    let source = source.to_string();
+    on_grader_stack(move || wasm_on_this_thread(&source))
+}
+
+fn wasm_on_this_thread(source: &str) -> Outcome {
     let sandbox = sandbox();
     let limits = Limits::default();
     match sandbox.compile_wasm(source.as_bytes(), &limits) {
@@ -298,6 +342,31 @@ fn wasm_infinite_loops_hit_the_time_limit() {
     assert_eq!(
         wasm(r#"(module (func (export "_start") (loop (br 0))))"#).result,
         Err(Failure::TimeLimit)
+    );
+}
+
+#[test]
+fn wasm_cannot_park_the_grader_thread_in_a_host_sleep() {
+    // poll_oneoff with one relative clock subscription of ~584 years.
+    let sleeper = r#"(module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (i64.store (i32.const 0) (i64.const 1))          ;; userdata
+        (i32.store8 (i32.const 8) (i32.const 0))         ;; eventtype: clock
+        (i32.store (i32.const 16) (i32.const 1))         ;; clock id: monotonic
+        (i64.store (i32.const 24) (i64.const -1))        ;; timeout: u64::MAX ns
+        (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+    let started = std::time::Instant::now();
+    let outcome = wasm(sleeper);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "returned at once"
+    );
+    assert!(
+        matches!(outcome.result, Err(Failure::InvalidOutput { .. })),
+        "{:?}",
+        outcome.result
     );
 }
 
