@@ -266,6 +266,17 @@ async fn challenge_show(
     Ok(Html(page.render()?))
 }
 
+/// Drafts and solutions share the lab's source limit.
+fn check_source_size(lab: &Lab, source: &str) -> Result<(), AppError> {
+    if source.len() > lab.limits.source_bytes {
+        return Err(AppError::BadRequest(format!(
+            "Solutions are limited to {} KiB.",
+            lab.limits.source_bytes / 1024
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct DraftForm {
     source: String,
@@ -279,12 +290,7 @@ async fn draft_save(
 ) -> Result<StatusCode, AppError> {
     let lab = lab_or_404(&state, &id)?;
     let user = viewer.require_user(&format!("/labs/{id}/challenge"))?;
-    if form.source.len() > lab.limits.source_bytes {
-        return Err(AppError::BadRequest(format!(
-            "Drafts are limited to {} KiB.",
-            lab.limits.source_bytes / 1024
-        )));
-    }
+    check_source_size(&lab, &form.source)?;
     let mut conn = state.db.acquire().await?;
     submissions::save_draft(&mut conn, user.id, &lab.id, &form.source).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -331,12 +337,7 @@ async fn submission_create(
             "Write a solution first: the editor is empty.".into(),
         ));
     }
-    if form.source.len() > lab.limits.source_bytes {
-        return Err(AppError::BadRequest(format!(
-            "Solutions are limited to {} KiB.",
-            lab.limits.source_bytes / 1024
-        )));
-    }
+    check_source_size(&lab, &form.source)?;
     // The checks and the insert happen under a per-learner lock, so parallel posts cannot
     // slip past the limits.
     let mut tx = state.db.begin().await?;
