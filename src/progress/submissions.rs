@@ -56,9 +56,11 @@ fn storable_json(value: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Whether the learner already has a submission being graded (one at a time per learner).
+/// Rows pending for longer than any grading can take (left by a crashed process) do not count.
 pub async fn has_pending(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<bool> {
     let (pending,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM submissions WHERE user_id = $1 AND finished_at IS NULL)",
+        "SELECT EXISTS (SELECT 1 FROM submissions WHERE user_id = $1 AND finished_at IS NULL
+                          AND created_at > now() - interval '10 minutes')",
     )
     .bind(user_id)
     .fetch_one(conn)

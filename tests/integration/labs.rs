@@ -458,3 +458,19 @@ async fn nul_characters_in_output_never_leave_a_submission_pending() {
         .expect("row");
     assert_eq!(verdict, "runtime_error");
 }
+
+#[tokio::test]
+async fn a_submission_left_pending_by_a_crash_does_not_block_the_learner() {
+    let app = TestApp::spawn().await;
+    app.sign_up("crash@example.com").await;
+    sqlx::query(
+        "INSERT INTO submissions (user_id, lab_id, mode, language, source, created_at)
+         SELECT id, 'rate-limiter', 'run', 'javascript', 'x', now() - interval '20 minutes' FROM users",
+    )
+    .execute(&app.db())
+    .await
+    .expect("orphan row");
+    let id = submit(&app, &reference(), "run").await;
+    let (results, _) = follow(&app, id).await;
+    assert_eq!(results.len(), 3);
+}
