@@ -41,21 +41,12 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
 
 /// The URL with any password replaced, for error messages.
 pub fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
+    let redacted = url.split_once("://").and_then(|(scheme, rest)| {
         let (auth, host) = rest.split_once('@')?;
-        let user = auth.split(':').next().unwrap_or("");
+        let (user, _password) = auth.split_once(':')?;
         Some(format!("{scheme}://{user}:***@{host}"))
-    }) {
-        Some(redacted)
-            if url.contains(':')
-                && url
-                    .split_once("://")
-                    .is_some_and(|(_, r)| r.split('@').next().is_some_and(|a| a.contains(':'))) =>
-        {
-            redacted
-        }
-        _ => url.to_string(),
-    }
+    });
+    redacted.unwrap_or_else(|| url.to_string())
 }
 
 #[cfg(test)]

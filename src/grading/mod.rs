@@ -180,7 +180,7 @@ pub fn grade(
                 }
                 result
             }
-            Err(failure) => failed_result(index, case, failure, 0, Duration::ZERO),
+            Err(failure) => not_compiled(index, case, failure),
         };
         on_result(&result);
         results.push(result);
@@ -368,13 +368,8 @@ fn shrink(
     best
 }
 
-fn failed_result(
-    index: usize,
-    case: &TestCase,
-    failure: &Failure,
-    fuel_used: u64,
-    elapsed: Duration,
-) -> TestResult {
+/// The result of every test when the solution did not compile: nothing ran.
+fn not_compiled(index: usize, case: &TestCase, failure: &Failure) -> TestResult {
     TestResult {
         index,
         name: case.name.clone(),
@@ -386,8 +381,8 @@ fn failed_result(
         expected: None,
         actual: None,
         console: String::new(),
-        fuel_used,
-        duration_us: elapsed.as_micros() as u64,
+        fuel_used: 0,
+        duration_us: 0,
     }
 }
 

@@ -8,8 +8,9 @@
 //!   same verdict); an epoch deadline is the wall-clock backstop. Memory is capped by
 //!   `StoreLimits` and QuickJS's own limit, stack by QuickJS's stack limit and wasmtime's
 //!   `max_wasm_stack`, console output by the host.
-//! - Every test case gets a fresh store and instance from the pooling allocator; a trap drops
-//!   it and nothing leaks into the next case. The compiled QuickJS module is cached on disk.
+//! - Every test case gets a fresh store and instance from the pooling allocator, instantiated
+//!   from a pre-initialised QuickJS image ([`snapshot`]); a trap drops it and nothing leaks into
+//!   the next case. Compiled modules are cached on disk.
 //! - Runs happen on dedicated threads fed by a bounded queue ([`pool`]) so a submission never
 //!   blocks the async server, and a full queue answers "busy" instead of piling up.
 
@@ -121,7 +122,7 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Epoch ticks per second for the wall-clock backstop.
+/// How often the epoch advances: the granularity of the wall-clock backstop.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 pub struct Sandbox {
@@ -175,10 +176,6 @@ impl Sandbox {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("node_modules/quickjs-wasi/quickjs.wasm"));
         Sandbox::new(&wasm, default_cache_dir().as_deref())
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     fn new_store(&self, limits: &Limits, seed: u64) -> anyhow::Result<Store<GuestState>> {

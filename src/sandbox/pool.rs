@@ -22,8 +22,6 @@ pub struct Busy {
 
 pub struct SandboxPool {
     sender: SyncSender<Job>,
-    sandbox: Arc<Sandbox>,
-    workers: usize,
 }
 
 impl SandboxPool {
@@ -43,15 +41,7 @@ impl SandboxPool {
                 .stack_size(WORKER_STACK_BYTES)
                 .spawn(move || worker(&receiver, &sandbox))?;
         }
-        Ok(SandboxPool {
-            sender,
-            sandbox,
-            workers: workers.max(1),
-        })
-    }
-
-    pub fn sandbox(&self) -> &Arc<Sandbox> {
-        &self.sandbox
+        Ok(SandboxPool { sender })
     }
 
     /// Queues `job` at once (or refuses it when the queue is full); the receiver yields its
@@ -87,10 +77,6 @@ impl SandboxPool {
         rx.await.map_err(|_| Busy {
             retry_after_secs: 2,
         })
-    }
-
-    pub fn workers(&self) -> usize {
-        self.workers
     }
 }
 

@@ -2,10 +2,11 @@
 //! host import implemented here, so nothing of the host — files, sockets, environment, real
 //! clock, real randomness — can reach a solution.
 //!
-//! One test case = one fresh `Store` and instance: initialise QuickJS, set its memory and stack
-//! limits, evaluate the prelude (console + captured intrinsics), the lab harness and the
-//! learner's source, then evaluate the call expression, which returns the result as a JSON
-//! string. Any trap throws the instance away; nothing carries over to the next case.
+//! [`initialise`] runs once, to build the pre-initialised image: QuickJS started, limits set,
+//! the prelude (console + captured intrinsics) evaluated. One test case ([`run_case`]) = one
+//! fresh `Store` and instance of that image: apply the lab's limits, evaluate the harness and
+//! the learner's source, then the call expression, which returns the result as a JSON string.
+//! Any trap throws the instance away; nothing carries over to the next case.
 //!
 //! Guest values are "boxes": pointers to 8-byte JSValue cells in guest memory, created and
 //! freed through the `qjs_*` exports (see ../shared/notes/quickjs-abi.md).
