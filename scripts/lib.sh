@@ -34,6 +34,43 @@ apt_install() {
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "Rust is not installed: install it from https://rustup.rs (rustup), then run this again"
   command -v cc >/dev/null 2>&1 || apt_install build-essential
+  # rdkafka builds librdkafka from source: it needs make, perl and the OpenSSL and zlib headers.
+  local missing=()
+  command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v perl >/dev/null 2>&1 || missing+=(perl)
+  [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+  [ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# The Kafka-protocol broker for tests: tansu (Apache-2.0, from crates.io), built once into
+# ~/.cache/tansu (about 15 minutes on two cores the first time), started on loopback with its
+# log in memory. `make run` does not need it: without KAFKA_BROKERS labdeck embeds a mock cluster.
+TANSU_ROOT="${LABDECK_TANSU_ROOT:-$HOME/.cache/tansu}"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+TEST_KAFKA_PORT="${LABDECK_TEST_KAFKA_PORT:-19092}"
+ensure_tansu() {
+  if [ ! -x "$TANSU_BIN" ]; then
+    log "installing the tansu Kafka broker into $TANSU_ROOT (first time only; ~15 minutes on 2 cores)"
+    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$TANSU_ROOT" \
+      --target-dir "$HOME/.cache/tansu-build" || die "installing tansu failed"
+  fi
+  export LABDECK_TEST_TANSU="$TANSU_BIN"
+}
+
+ensure_test_kafka() {
+  ensure_tansu
+  export LABDECK_TEST_KAFKA_BROKERS="127.0.0.1:$TEST_KAFKA_PORT"
+  if tcp_open 127.0.0.1 "$TEST_KAFKA_PORT"; then return; fi
+  log "starting tansu on 127.0.0.1:$TEST_KAFKA_PORT (log in memory)"
+  mkdir -p "$DATA_DIR/tansu"
+  local url="tcp://127.0.0.1:$TEST_KAFKA_PORT"
+  nohup "$TANSU_BIN" broker --listener-url "$url" --advertised-listener-url "$url" \
+    --storage-engine memory://tansu/ >"$DATA_DIR/tansu/tansu.log" 2>&1 &
+  echo $! >"$DATA_DIR/tansu/tansu.pid"
+  for _ in $(seq 100); do tcp_open 127.0.0.1 "$TEST_KAFKA_PORT" && break; sleep 0.1; done
+  tcp_open 127.0.0.1 "$TEST_KAFKA_PORT" || die "tansu did not start; see $DATA_DIR/tansu/tansu.log"
 }
 
 ensure_node() {

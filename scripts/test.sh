@@ -12,6 +12,7 @@ ensure_redis
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server  # tests start their own to stop it
 ensure_assets
 ensure_chromium
+ensure_test_kafka
 
 export LABDECK_TEST_DATABASE_URL="$PG_ADMIN_URL"
 export LABDECK_TEST_REDIS_URL="$REDIS_URL"

@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::content::{ContentStore, search};
 use crate::grading::Lab;
 use crate::infra;
+use crate::labs::learner::LabKeys;
+use crate::labs::notifications::service::NotificationsLab;
 use crate::labs::rate_limiter::service::RateLimiterLab;
 use crate::sandbox::Sandbox;
 use crate::sandbox::pool::SandboxPool;
@@ -33,6 +35,9 @@ pub struct AppState {
     pub content: Arc<ContentStore>,
     pub throttle: LoginThrottle,
     pub rate_limiter: Arc<RateLimiterLab>,
+    pub notifications: Arc<NotificationsLab>,
+    /// Lets curl act as a learner in any lab (see `labs::learner`).
+    pub lab_keys: Arc<LabKeys>,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
     /// Labs with a graded challenge.
@@ -104,15 +109,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             None
         }
     };
+    let notifications = NotificationsLab::start(db.clone(), &config.kafka).await;
     Ok(AppState {
+        notifications,
         labs: Arc::new(labs),
         graders,
         throttle: LoginThrottle::new(redis.clone(), &config.redis_prefix),
-        rate_limiter: Arc::new(RateLimiterLab::new(
-            redis.clone(),
-            &config.redis_prefix,
-            config.secret.expose(),
-        )),
+        rate_limiter: Arc::new(RateLimiterLab::new(redis.clone(), &config.redis_prefix)),
+        lab_keys: Arc::new(LabKeys::new(config.secret.expose())),
         config: Arc::new(config),
         db,
         redis,

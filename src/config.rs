@@ -70,6 +70,84 @@ pub struct ServeArgs {
     /// invalidates open forms on restart and cannot be shared by several instances.
     #[arg(long, env = "LABDECK_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// Kafka for the notifications lab. Without `KAFKA_BROKERS` an in-process mock cluster
+/// (librdkafka's) is started with the server, so nothing has to be installed.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, `host:port[,host:port…]`. Unset: an embedded mock cluster.
+    #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// Run without Kafka: the notifications lab says it is switched off.
+    #[arg(long = "no-kafka", env = "LABDECK_NO_KAFKA", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub disabled: bool,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl` (librdkafka's `security.protocol`).
+    #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<String>,
+    /// CA certificate (PEM) to verify the brokers with.
+    #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Prefix of every topic and consumer-group name, so deployments (or test runs) can share
+    /// one cluster.
+    #[arg(
+        long = "kafka-prefix",
+        env = "LABDECK_KAFKA_PREFIX",
+        default_value = ""
+    )]
+    pub prefix: String,
+    /// The notifications pipeline's first retry delay in milliseconds.
+    #[arg(
+        long = "notify-retry-base-ms",
+        env = "LABDECK_NOTIFY_RETRY_BASE_MS",
+        default_value_t = 1000
+    )]
+    pub retry_base_ms: u64,
+    /// Each further retry waits this many times longer.
+    #[arg(
+        long = "notify-retry-multiplier",
+        env = "LABDECK_NOTIFY_RETRY_MULTIPLIER",
+        default_value_t = 5
+    )]
+    pub retry_multiplier: u32,
+    /// Attempts (the first delivery included) before an event goes to the dead-letter topic.
+    #[arg(
+        long = "notify-max-attempts",
+        env = "LABDECK_NOTIFY_MAX_ATTEMPTS",
+        default_value_t = 4
+    )]
+    pub max_attempts: u32,
+}
+
+impl Default for KafkaArgs {
+    fn default() -> Self {
+        KafkaArgs {
+            brokers: None,
+            disabled: false,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            prefix: String::new(),
+            retry_base_ms: 1000,
+            retry_multiplier: 5,
+            max_attempts: 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +164,7 @@ pub struct Config {
     pub grader_queue: usize,
     pub dev: bool,
     pub secret: Secret,
+    pub kafka: KafkaArgs,
 }
 
 impl Config {
@@ -117,6 +196,7 @@ impl Config {
             grader_queue: args.grader_queue,
             dev: args.dev,
             secret,
+            kafka: args.kafka,
         })
     }
 

@@ -4,6 +4,7 @@
 //! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
 //! a link) and the content checker can reject ids that will never exist.
 
+pub mod learner;
 pub mod notifications;
 pub mod rate_limiter;
 
@@ -44,7 +45,7 @@ pub const LABS: &[LabInfo] = &[
     LabInfo {
         id: "notifications",
         title: "Kafka / WebSocket notifications",
-        available: false,
+        available: true,
     },
     LabInfo {
         id: "sso",

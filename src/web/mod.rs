@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instructor::router())
         .merge(labs::router())
         .merge(crate::labs::rate_limiter::live::router(&state))
+        .merge(crate::labs::notifications::live::router(&state))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(

@@ -21,6 +21,12 @@ export async function startServer() {
       DATABASE_URL: databaseUrl,
       REDIS_URL: process.env.LABDECK_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
       LABDECK_REDIS_PREFIX: `labdeck-browser:${dbName}:`,
+      // The notifications lab on the test broker, with topics of this server's own.
+      KAFKA_BROKERS: process.env.LABDECK_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092',
+      LABDECK_KAFKA_PREFIX: `${dbName}.`,
+      LABDECK_NOTIFY_RETRY_BASE_MS: '300',
+      LABDECK_NOTIFY_RETRY_MULTIPLIER: '2',
+      LABDECK_NOTIFY_MAX_ATTEMPTS: '3',
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use labdeck::app::{self, AppState, RunningServer};
-use labdeck::config::{Config, DatabaseArgs, ServeArgs};
+use labdeck::config::{Config, DatabaseArgs, KafkaArgs, ServeArgs};
 use reqwest::redirect::Policy;
 use scraper::{Html, Selector};
 
@@ -18,6 +18,22 @@ pub fn admin_database_url() -> String {
 
 pub fn redis_url() -> String {
     std::env::var("LABDECK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+/// The real Kafka-protocol broker the test script starts; every test server gets its own topic
+/// and consumer-group prefix on it, and short retry delays.
+pub fn test_kafka() -> KafkaArgs {
+    KafkaArgs {
+        brokers: Some(
+            std::env::var("LABDECK_TEST_KAFKA_BROKERS")
+                .unwrap_or_else(|_| "127.0.0.1:19092".to_string()),
+        ),
+        prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
+        retry_base_ms: 300,
+        retry_multiplier: 2,
+        max_attempts: 3,
+        ..KafkaArgs::default()
+    }
 }
 
 pub fn manifest_dir() -> PathBuf {
@@ -46,6 +62,8 @@ pub struct TestOptions {
     pub grader_queue: usize,
     /// Share Redis state with another server (by default each server gets its own prefix).
     pub redis_prefix: Option<String>,
+    /// Kafka for the notifications lab: off unless a test asks for [`test_kafka`].
+    pub kafka: KafkaArgs,
 }
 
 impl Default for TestOptions {
@@ -57,6 +75,10 @@ impl Default for TestOptions {
             grader_threads: 2,
             grader_queue: 4,
             redis_prefix: None,
+            kafka: KafkaArgs {
+                disabled: true,
+                ..KafkaArgs::default()
+            },
         }
     }
 }
@@ -103,6 +125,7 @@ impl TestApp {
             grader_queue: options.grader_queue,
             dev: options.dev,
             secret: Some("test-secret-that-is-long-enough-0123456789".to_string()),
+            kafka: options.kafka,
         };
         let config = Config::from_args(args).expect("config");
         let server = app::start(config).await.expect("server starts");

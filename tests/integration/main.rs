@@ -6,6 +6,7 @@ mod accounts;
 mod cli;
 mod content_pages;
 mod labs;
+mod notifications;
 mod operations;
 mod progress;
 mod rate_limiter;

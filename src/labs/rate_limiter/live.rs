@@ -19,43 +19,38 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
-use axum::middleware::{self, Next};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use axum_extra::extract::cookie::CookieJar;
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::algorithms::Algorithm;
-use super::service::{
-    LiveEvent, Outcome, Via, ceil_secs, retry_after_secs, user_namespace, visitor_namespace,
-};
+use super::service::{LiveEvent, Outcome, Via, ceil_secs, retry_after_secs};
 use super::trace::{self, Pattern, Replay};
 use super::{FailurePolicy, KeyType, Settings, api_key_key, ip_key};
-use crate::accounts::session;
 use crate::app::AppState;
+use crate::labs::learner::{Learner, api_error, identify_learner, no_store};
 use crate::web::error::AppError;
 use crate::web::layout::Layout;
 use crate::web::vary_hx_request;
-use crate::web::viewer::{Viewer, build_cookie, cookie_names};
+use crate::web::viewer::Viewer;
 
 pub const LAB_PATH: &str = "/labs/rate-limiter";
 pub const API_PATH: &str = "/labs/rate-limiter/api/demo";
 pub const CHALLENGE_PATH: &str = "/labs/rate-limiter/challenge";
 /// The header curl sends to act as a learner.
-pub const LAB_KEY_HEADER: &str = "x-lab-key";
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// What a fail-closed 503 asks clients to wait.
 const FAIL_CLOSED_RETRY_SECS: u64 = 5;
 const MAX_BURST_REQUESTS: u32 = 500;
 const MAX_BURST_INTERVAL_MS: u32 = 1000;
 const MAX_BURST_DURATION_MS: u32 = 20_000;
-const LAB_COOKIE_DAYS: i64 = 30;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -71,95 +66,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ))
 }
 
-/// Whose lab a request is about.
-#[derive(Debug, Clone)]
-pub struct Learner {
-    pub namespace: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Learner {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Learner>()
-            .cloned()
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("learner middleware not installed")))
-    }
-}
-
-async fn identify_learner(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let secure = state.config.secure_cookies();
-    let cookie_name = cookie_names(secure).lab;
-    let mut new_cookie = None;
-    let namespace = if let Some(value) = request.headers().get(LAB_KEY_HEADER) {
-        match value
-            .to_str()
-            .ok()
-            .and_then(|key| state.rate_limiter.lab_keys.verify(key))
-        {
-            Some(namespace) => namespace,
-            None => {
-                return api_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_lab_key",
-                    "That X-Lab-Key is not valid here. Copy yours from the lab page.".to_string(),
-                );
-            }
-        }
-    } else if let Some(user) = request
-        .extensions()
-        .get::<Viewer>()
-        .and_then(|v| v.user.as_ref())
-    {
-        user_namespace(user.id)
-    } else {
-        let jar = CookieJar::from_headers(request.headers());
-        let token = match jar.get(cookie_name) {
-            Some(cookie) if cookie.value().len() == 43 => cookie.value().to_string(),
-            _ => {
-                let token = session::new_token();
-                new_cookie = Some(token.clone());
-                token
-            }
-        };
-        visitor_namespace(&token)
-    };
-    request.extensions_mut().insert(Learner { namespace });
-    let mut response = next.run(request).await;
-    if let Some(token) = new_cookie {
-        let mut cookie = build_cookie(cookie_name, token, secure);
-        cookie.set_max_age(time::Duration::days(LAB_COOKIE_DAYS));
-        if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
-
 // ---------------------------------------------------------------------------------------------
 // The demo API
-
-fn api_error(status: StatusCode, error: &str, message: String) -> Response {
-    let mut response = (
-        status,
-        Json(json!({ "error": error, "message": message, "status": status.as_u16() })),
-    )
-        .into_response();
-    no_store(&mut response);
-    response
-}
-
-fn no_store(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
 
 /// The key a request is limited under, or a message saying what is missing.
 fn client_key(
@@ -644,7 +552,7 @@ async fn render_page(
     let events = lab.events.recent(&learner.namespace);
     let page = LabPage {
         settings: settings_view,
-        lab_key: lab.lab_keys.issue(&learner.namespace),
+        lab_key: state.lab_keys.issue(&learner.namespace),
         api_url: format!("{}{API_PATH}", state.config.public_url),
         visitor: viewer.user.is_none(),
         redis_ok,

@@ -1,5 +1,5 @@
 //! The lab's state in the app: the Redis store, the in-memory insurance limiter, the last known
-//! settings per learner, lab keys for curl, and the live event hub.
+//! settings per learner, and the live event hub.
 //!
 //! [`RateLimiterLab::decide`] is the one place a request meets the limiter, for the demo API and
 //! for bursts alike: Redis first; on failure the learner's [`FailurePolicy`]; then a metric and a
@@ -10,17 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::sync::{Semaphore, broadcast};
 
 use super::algorithms::{self, Penalized, RateLimiter, Verdict};
 use super::store::{LimiterStore, StoreError};
-use super::{FailurePolicy, Settings, hex};
+use super::{FailurePolicy, Settings};
 
 /// How many bursts may run at once in one process (each fires up to 500 decisions).
 const CONCURRENT_BURSTS: usize = 4;
@@ -269,7 +264,6 @@ pub struct RateLimiterLab {
     insurance: Mutex<HashMap<String, Insurance>>,
     /// The last settings seen per learner, used when Redis cannot be asked.
     known_settings: Mutex<HashMap<String, Settings>>,
-    pub lab_keys: LabKeys,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -279,14 +273,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RateLimiterLab {
-    pub fn new(redis: ConnectionManager, redis_prefix: &str, secret: &[u8]) -> RateLimiterLab {
+    pub fn new(redis: ConnectionManager, redis_prefix: &str) -> RateLimiterLab {
         RateLimiterLab {
             store: LimiterStore::new(redis, redis_prefix),
             events: EventHub::default(),
             bursts: Arc::new(Semaphore::new(CONCURRENT_BURSTS)),
             insurance: Mutex::new(HashMap::new()),
             known_settings: Mutex::new(HashMap::new()),
-            lab_keys: LabKeys::new(secret),
         }
     }
 
@@ -423,86 +416,9 @@ impl RateLimiterLab {
     }
 }
 
-/// Lab keys let curl act as a learner without their cookies: `<namespace>.<mac>`, where the mac
-/// is an HMAC of the namespace under the server secret (stateless; shared by instances that share
-/// `LABDECK_SECRET`).
-pub struct LabKeys {
-    secret: Vec<u8>,
-}
-
-impl LabKeys {
-    pub fn new(secret: &[u8]) -> LabKeys {
-        LabKeys {
-            secret: secret.to_vec(),
-        }
-    }
-
-    pub fn issue(&self, namespace: &str) -> String {
-        format!("{namespace}.{}", self.mac(namespace))
-    }
-
-    fn mac(&self, namespace: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
-            return String::new();
-        };
-        mac.update(b"rate-limiter-lab:");
-        mac.update(namespace.as_bytes());
-        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
-    }
-
-    /// The namespace a lab key stands for, if the key is genuine.
-    pub fn verify(&self, lab_key: &str) -> Option<String> {
-        let (namespace, mac) = lab_key.trim().split_once('.')?;
-        let valid = is_namespace(namespace)
-            && bool::from(mac.as_bytes().ct_eq(self.mac(namespace).as_bytes()));
-        valid.then(|| namespace.to_string())
-    }
-}
-
-/// The namespace of a logged-in learner.
-pub fn user_namespace(user_id: i64) -> String {
-    format!("u{user_id}")
-}
-
-/// The namespace of an anonymous visitor, from their random lab cookie. Hashed, so neither Redis
-/// keys nor lab keys reveal the cookie.
-pub fn visitor_namespace(cookie: &str) -> String {
-    format!("v{}", hex(&Sha256::digest(cookie.as_bytes())[..8]))
-}
-
-fn is_namespace(s: &str) -> bool {
-    match s.split_at_checked(1) {
-        Some(("u", id)) => !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
-        Some(("v", hash)) => hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn namespaces_are_recognised_strictly() {
-        assert!(is_namespace("u42"));
-        assert!(is_namespace(&visitor_namespace("cookie")));
-        for bad in ["", "u", "ux", "v123", "x42", "u4.2", "v0123456789abcdeg"] {
-            assert!(!is_namespace(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn lab_keys_verify_only_for_the_namespace_and_secret_they_were_issued_for() {
-        let keys = LabKeys::new(b"secret-one-that-is-long-enough-0123");
-        let key = keys.issue("u42");
-        assert_eq!(keys.verify(&key).as_deref(), Some("u42"));
-        assert_eq!(keys.verify(&format!(" {key} ")).as_deref(), Some("u42"));
-        assert!(keys.verify(&key.replace("u42", "u43")).is_none());
-        assert!(keys.verify("u42").is_none());
-        assert!(keys.verify("u42.").is_none());
-        let other = LabKeys::new(b"secret-two-that-is-long-enough-0123");
-        assert!(other.verify(&key).is_none());
-    }
 
     #[tokio::test]
     async fn the_event_hub_keeps_watched_learners_and_stays_bounded() {
