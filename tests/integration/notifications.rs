@@ -778,3 +778,27 @@ async fn killing_and_restarting_the_broker_mid_stream_loses_no_notification() {
     want.sort();
     assert_eq!(got, want, "every order's notification, exactly once");
 }
+
+#[tokio::test]
+async fn without_kafka_brokers_the_embedded_mock_cluster_runs_the_pipeline() {
+    // What `make run` does on a fresh machine: no broker installed, librdkafka's in-process
+    // mock cluster instead. (Everything else in this file runs on a real broker.)
+    let app = spawn_with_kafka(KafkaArgs {
+        brokers: None,
+        ..test_kafka()
+    })
+    .await;
+    let html = app.get_html("/labs/notifications").await;
+    assert!(crate::common::text(&html, "[data-kafka-mode]").contains("embedded broker"));
+    let learner = Learner::new(&app, "u111");
+    learner.faults(json!({ "email_mode": "fail_times", "fail_times": 1 })).await;
+    learner.order("Mock beans").await;
+    let mail = learner
+        .eventually("the mail after one retry", || async {
+            let body = learner.get("/labs/notifications/api/emails").await;
+            body["emails"].as_array().and_then(|e| e.first().cloned())
+        })
+        .await;
+    assert_eq!(mail["attempt"], 2);
+    assert_eq!(learner.notifications().await.len(), 1);
+}
