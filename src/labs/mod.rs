@@ -4,6 +4,7 @@
 //! listed as planned so lessons can already point at it (the page shows "coming soon" instead of
 //! a link) and the content checker can reject ids that will never exist.
 
+pub mod notifications;
 pub mod rate_limiter;
 
 use std::path::Path;
