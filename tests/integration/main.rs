@@ -6,6 +6,7 @@ mod accounts;
 mod cli;
 mod content_pages;
 mod labs;
+mod notify_challenge;
 mod operations;
 mod progress;
 mod rate_limiter;

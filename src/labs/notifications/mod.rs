@@ -1,1 +1,3 @@
+pub mod challenge;
+pub mod consumer;
 pub mod retry;
