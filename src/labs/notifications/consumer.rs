@@ -31,8 +31,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::retry::route_failure;
-use super::retry::{DeadLetterReason, ErrorClass, RetryPolicy, Route, dead_letter_topic};
+use super::retry::{
+    DeadLetterReason, ErrorClass, RetryPolicy, Route, dead_letter_topic, route_failure,
+};
 
 /// What the handler does when it runs on this delivery (the grader feeds it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
