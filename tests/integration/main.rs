@@ -7,6 +7,7 @@ mod cli;
 mod content_pages;
 mod labs;
 mod notifications;
+mod notify_challenge;
 mod operations;
 mod progress;
 mod rate_limiter;

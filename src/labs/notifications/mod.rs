@@ -15,7 +15,11 @@
 //!
 //! Each step is written to the event's journey, shown on the page. [`kafka`] connects to
 //! `KAFKA_BROKERS` or starts librdkafka's mock cluster in-process; [`service`] starts it all.
+//! [`consumer`] and [`challenge`] are the graded challenge: a retrying, idempotent consumer on a
+//! virtual clock, checked against the same [`retry`] reference the pipeline routes with.
 
+pub mod challenge;
+pub mod consumer;
 pub mod events;
 pub mod handlers;
 pub mod hub;
