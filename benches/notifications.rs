@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     request.headers_mut().insert("X-Lab-Key", key.parse()?);
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
 
-    let order = |item: String| {
+    let order = move |item: String| {
         let client = client.clone();
         let key = key.clone();
         let url = format!("{base}/labs/notifications/api/orders");

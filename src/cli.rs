@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server (creates the database and applies migrations first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations (or undo them all with --undo-all).
     Migrate {
         #[command(flatten)]
@@ -128,7 +128,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::from_args(args)?;
+            let config = Config::from_args(*args)?;
             let server = app::start(config).await?;
             let lessons = server.state.content.library().lessons().count();
             println!(

@@ -791,7 +791,9 @@ async fn without_kafka_brokers_the_embedded_mock_cluster_runs_the_pipeline() {
     let html = app.get_html("/labs/notifications").await;
     assert!(crate::common::text(&html, "[data-kafka-mode]").contains("embedded broker"));
     let learner = Learner::new(&app, "u111");
-    learner.faults(json!({ "email_mode": "fail_times", "fail_times": 1 })).await;
+    learner
+        .faults(json!({ "email_mode": "fail_times", "fail_times": 1 }))
+        .await;
     learner.order("Mock beans").await;
     let mail = learner
         .eventually("the mail after one retry", || async {
