@@ -61,6 +61,7 @@ pub fn find(id: &str) -> Option<&'static LabInfo> {
 pub fn challenge_for(id: &str) -> Option<Arc<dyn Challenge>> {
     match id {
         "rate-limiter" => Some(Arc::new(rate_limiter::challenge::RateLimiterChallenge)),
+        "upload" => Some(Arc::new(upload::challenge::UploadChallenge)),
         _ => None,
     }
 }
