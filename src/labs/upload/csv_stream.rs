@@ -204,7 +204,10 @@ pub struct CsvAggregator {
     /// Whether the parser is between records (so a byte that is not CR/LF starts one).
     between_records: bool,
     lines: LineCounter,
+    /// The line the record being read started on.
     record_line: u64,
+    /// `None` until the first record is complete; `Some(None)` when that header outgrew the
+    /// caps (then no row can match it); otherwise one accumulator per column.
     header: Option<Option<Vec<ColumnAcc>>>,
     rows: u64,
     invalid_rows: u64,
