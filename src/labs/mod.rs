@@ -7,6 +7,7 @@
 pub mod learner;
 pub mod notifications;
 pub mod rate_limiter;
+pub mod upload;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn challenge_for(id: &str) -> Option<Arc<dyn Challenge>> {
     match id {
         "rate-limiter" => Some(Arc::new(rate_limiter::challenge::RateLimiterChallenge)),
         "notifications" => Some(Arc::new(notifications::challenge::NotificationsChallenge)),
+        "upload" => Some(Arc::new(upload::challenge::UploadChallenge)),
         _ => None,
     }
 }

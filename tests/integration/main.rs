@@ -13,3 +13,4 @@ mod progress;
 mod rate_limiter;
 mod sandbox;
 mod search;
+mod upload_challenge;
