@@ -28,6 +28,9 @@ struct LabToml {
 #[serde(deny_unknown_fields)]
 struct LimitsToml {
     fuel: u64,
+    /// Fuel for a whole submission; tests after it is spent are not run.
+    #[serde(default)]
+    submission_fuel: Option<u64>,
     memory_mb: usize,
     output_kb: usize,
     source_kb: usize,
@@ -52,6 +55,9 @@ struct RandomToml {
 struct TestEntry {
     name: String,
     input: Value,
+    /// A fuel limit of its own (a large input), instead of the lab's.
+    #[serde(default)]
+    fuel: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +65,8 @@ pub struct TestCase {
     pub name: String,
     pub visibility: Visibility,
     pub input: Value,
+    /// Overrides the lab's per-test fuel limit for this test.
+    pub fuel: Option<u64>,
 }
 
 pub struct Lab {
@@ -74,6 +82,9 @@ pub struct Lab {
     pub hidden: Vec<TestCase>,
     pub random: Vec<TestCase>,
     pub limits: Limits,
+    /// The most fuel one submission may use over all its tests (`None`: no cap beyond the
+    /// per-test limits). Bounds what one hostile submission costs the grader.
+    pub submission_fuel: Option<u64>,
     pub seed: u64,
     pub challenge: Arc<dyn Challenge>,
 }
@@ -95,6 +106,7 @@ impl Lab {
                     name: e.name,
                     visibility,
                     input: e.input,
+                    fuel: e.fuel,
                 })
                 .collect())
         };
@@ -119,9 +131,18 @@ impl Lab {
             summary: spec.summary,
             lesson: spec.lesson,
             limits,
+            submission_fuel: spec.limits.submission_fuel,
             seed: spec.random.seed,
             challenge,
         })
+    }
+
+    /// The limits a test runs under: the lab's, with the test's own fuel limit if it has one.
+    pub fn limits_for(&self, case: &TestCase) -> Limits {
+        Limits {
+            fuel: case.fuel.unwrap_or(self.limits.fuel),
+            ..self.limits.clone()
+        }
     }
 
     pub fn cases(&self, mode: Mode) -> Vec<TestCase> {

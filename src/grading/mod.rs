@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::sandbox::quickjs::JsProgram;
-use crate::sandbox::{Failure, Outcome, Sandbox};
+use crate::sandbox::{Failure, Limits, Outcome, Sandbox};
 pub use lab::{Lab, TestCase};
 
 /// The lab-specific half of grading, implemented next to each lab's reference logic.
@@ -171,10 +171,16 @@ pub fn grade(
     // Shrinking re-runs the solution many times; only the first failing random trace gets it,
     // so one submission's cost stays bounded.
     let mut may_shrink = true;
+    let mut fuel_spent = 0u64;
     for (index, case) in cases.iter().enumerate() {
+        let budget_spent = lab
+            .submission_fuel
+            .is_some_and(|budget| fuel_spent >= budget);
         let result = match &prepared {
+            Ok(_) if budget_spent => out_of_budget(index, case, fuel_spent),
             Ok(prepared) => {
-                let result = run_test(sandbox, lab, prepared, index, case, may_shrink);
+                let (result, spent) = run_test(sandbox, lab, prepared, index, case, may_shrink);
+                fuel_spent = fuel_spent.saturating_add(spent);
                 if !result.passed && case.visibility == Visibility::Random {
                     may_shrink = false;
                 }
@@ -224,7 +230,13 @@ pub fn wasm_source(bytes: &[u8]) -> String {
     }
 }
 
-fn execute(sandbox: &Sandbox, lab: &Lab, prepared: &Prepared<'_>, input: &Value) -> Outcome {
+fn execute(
+    sandbox: &Sandbox,
+    lab: &Lab,
+    limits: &Limits,
+    prepared: &Prepared<'_>,
+    input: &Value,
+) -> Outcome {
     match prepared {
         Prepared::Js(source) => {
             let call = format!("__labdeck_case({input})");
@@ -233,9 +245,9 @@ fn execute(sandbox: &Sandbox, lab: &Lab, prepared: &Prepared<'_>, input: &Value)
                 source,
                 call: &call,
             };
-            sandbox.run_js(&program, &lab.limits, lab.seed)
+            sandbox.run_js(&program, limits, lab.seed)
         }
-        Prepared::Wasm(module) => sandbox.run_wasm(module, input, &lab.limits),
+        Prepared::Wasm(module) => sandbox.run_wasm(module, input, limits),
     }
 }
 
@@ -262,9 +274,11 @@ fn run_test(
     index: usize,
     case: &TestCase,
     may_shrink: bool,
-) -> TestResult {
+) -> (TestResult, u64) {
     let expected = lab.challenge.expected(&case.input);
-    let outcome = execute(sandbox, lab, prepared, &case.input);
+    let outcome = execute(sandbox, lab, &lab.limits_for(case), prepared, &case.input);
+    // What the run really cost, before hidden tests' fuel is blanked for the learner.
+    let spent = outcome.fuel_used;
     let mut console = outcome.console.clone();
     if console.len() > CONSOLE_KEPT {
         let mut cut = CONSOLE_KEPT;
@@ -315,7 +329,7 @@ fn run_test(
     if case.visibility == Visibility::Hidden {
         hide_details(&mut result);
     }
-    result
+    (result, spent)
 }
 
 /// A hidden test reports its name and verdict only: the comparison message names the hit and
@@ -357,7 +371,7 @@ fn shrink(
             }
             budget -= 1;
             let expected = lab.challenge.expected(&candidate);
-            let outcome = execute(sandbox, lab, prepared, &candidate);
+            let outcome = execute(sandbox, lab, &lab.limits, prepared, &candidate);
             if judge(lab, &candidate, &expected, &outcome).is_err() {
                 best = (candidate, outcome);
                 continue 'improve;
@@ -366,6 +380,26 @@ fn shrink(
         break;
     }
     best
+}
+
+/// A test not run because the submission used up the lab's fuel budget for one submission.
+fn out_of_budget(index: usize, case: &TestCase, spent: u64) -> TestResult {
+    TestResult {
+        index,
+        name: case.name.clone(),
+        visibility: case.visibility,
+        passed: false,
+        verdict: "time_limit".to_string(),
+        message: format!(
+            "Not run: the earlier tests used up this submission's CPU budget ({spent} fuel). Make the slow tests faster first."
+        ),
+        input: (case.visibility == Visibility::Public).then(|| case.input.clone()),
+        expected: None,
+        actual: None,
+        console: String::new(),
+        fuel_used: 0,
+        duration_us: 0,
+    }
 }
 
 /// The result of every test when the solution did not compile: nothing ran.
@@ -395,6 +429,7 @@ pub fn random_cases(challenge: &dyn Challenge, seed: u64, count: usize) -> Vec<T
                 name: format!("random trace #{}", i + 1),
                 visibility: Visibility::Random,
                 input: challenge.random_input(&mut rng),
+                fuel: None,
             }
         })
         .collect()
