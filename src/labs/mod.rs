@@ -5,6 +5,7 @@
 //! a link) and the content checker can reject ids that will never exist.
 
 pub mod rate_limiter;
+pub mod upload;
 
 use std::path::Path;
 use std::sync::Arc;
