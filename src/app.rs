@@ -20,6 +20,7 @@ use crate::content::{ContentStore, search};
 use crate::grading::Lab;
 use crate::infra;
 use crate::labs::rate_limiter::service::RateLimiterLab;
+use crate::labs::upload::service::UploadLab;
 use crate::sandbox::Sandbox;
 use crate::sandbox::pool::SandboxPool;
 use crate::web;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub content: Arc<ContentStore>,
     pub throttle: LoginThrottle,
     pub rate_limiter: Arc<RateLimiterLab>,
+    /// The streaming-upload lab: storage, limits, concurrency cap, live progress.
+    pub uploads: Arc<UploadLab>,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
     /// Labs with a graded challenge.
@@ -111,6 +114,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         rate_limiter: Arc::new(RateLimiterLab::new(
             redis.clone(),
             &config.redis_prefix,
+            config.secret.expose(),
+        )),
+        uploads: Arc::new(UploadLab::new(
+            config.upload.clone(),
             config.secret.expose(),
         )),
         config: Arc::new(config),

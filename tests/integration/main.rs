@@ -11,3 +11,4 @@ mod progress;
 mod rate_limiter;
 mod sandbox;
 mod search;
+mod upload;
