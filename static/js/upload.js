@@ -94,17 +94,24 @@
   function showSummary(file) {
     const summary = file.summary || {};
     const stats = (summary.stats || []).map((s) => {
-      const numeric = s.numeric ? `sum ${s.numeric.sum} · min ${s.numeric.min} · max ${s.numeric.max}` : '—';
+      const numeric = s.numeric
+        ? `sum ${number(s.numeric.sum)} · min ${number(s.numeric.min)} · max ${number(s.numeric.max)}`
+        : '—';
       return `<tr><td>${escape(s.name)}</td><td>${s.filled}</td><td>${numeric}</td><td>${s.longest}</td></tr>`;
     }).join('');
-    const invalid = summary.invalid_rows
-      ? ` · <strong>${summary.invalid_rows} invalid rows</strong> (lines ${(summary.first_invalid_lines || []).join(', ')})`
+    // The summary is the aggregator's (shared with the graded challenge): camelCase fields.
+    const invalid = summary.invalidRows
+      ? ` · <strong>${summary.invalidRows} invalid rows</strong> (lines ${(summary.firstInvalidLines || []).join(', ')})`
       : '';
     result.innerHTML = `<h3>${escape(file.name)}</h3>
       <p data-summary-rows>${summary.rows} rows · ${human(file.size)} · columns: ${escape((summary.columns || []).join(', '))}${invalid}</p>
       <p class="ul-sha">sha256 ${file.sha256}</p>
       <table><thead><tr><th scope="col">Column</th><th scope="col">Filled</th><th scope="col">Numbers</th><th scope="col">Longest</th></tr></thead><tbody>${stats}</tbody></table>
       <p><a href="/labs/upload?uploaded=${file.id}#files">See it in my files</a></p>`;
+  }
+
+  function number(value) {
+    return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '');
   }
 
   function escape(text) {

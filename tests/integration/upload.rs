@@ -361,6 +361,22 @@ async fn raw_csv_bodies_are_accepted_by_put_and_post() {
         assert_eq!(body["files"][0]["summary"]["rows"], 3);
         assert_eq!(body["files"][0]["sha256"], sha256_hex(CSV.as_bytes()));
     }
+    // Rows whose field count differs from the header's are reported with their line numbers.
+    let response = app
+        .client
+        .put(app.url(&format!("{FILES}?name=ragged.csv")))
+        .header("X-Lab-Key", &key)
+        .header("Content-Type", "text/csv")
+        .body("id,name\n1,a\n2\n3,c\n4,d,extra\n")
+        .send()
+        .await
+        .expect("ragged upload");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 201, "{body}");
+    let summary = &body["files"][0]["summary"];
+    assert_eq!(summary["rows"], 4);
+    assert_eq!(summary["invalidRows"], 2);
+    assert_eq!(summary["firstInvalidLines"], serde_json::json!([3, 5]));
 }
 
 #[tokio::test]
