@@ -6,12 +6,13 @@
 #
 # Peak memory is the server process's VmHWM (/proc/<pid>/status) after the runs minus its
 # resident set before them. Each server gets a fresh temporary upload folder, deleted afterwards.
-# Usage: bench/upload.sh [concurrent uploads, default 50]
+# Usage: bench/upload.sh [concurrent uploads, default 50]   (BENCH_SERVERS="labdeck node" by default)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 CONCURRENCY="${1:-50}"
 SIZE=$((100 * 1000 * 1000))
+SERVERS=" ${BENCH_SERVERS:-labdeck node} "
 
 ensure_rust
 ensure_node
@@ -68,6 +69,7 @@ run() {
   done
 }
 
+if [[ "$SERVERS" == *" labdeck "* ]]; then
 log "labdeck (release build)"
 cargo build --release --locked --bin labdeck
 bench_db="labdeck_bench_ul_$$"
@@ -85,7 +87,9 @@ key="$(curl -fsS "$url/labs/upload" | grep -o "X-Lab-Key: [^']*" | head -1 | cut
 # The uploader's files land in <dir>/<namespace>/: clear that folder between runs too.
 run labdeck "$url/labs/upload/api/files" -H "X-Lab-Key: $key" -H "Accept: application/json"
 kill "$server"; wait "$server" 2>/dev/null || true; server=""
+fi
 
+[[ "$SERVERS" == *" node "* ]] || exit 0
 log "Node.js $(node --version) + busboy (multer's parser)"
 ( cd bench/upload-node && { [ -d node_modules/busboy ] || npm install --no-package-lock --no-audit --no-fund >/dev/null; } )
 mkdir -p "$work/uploads"
