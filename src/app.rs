@@ -22,6 +22,7 @@ use crate::infra;
 use crate::labs::learner::LabKeys;
 use crate::labs::notifications::service::NotificationsLab;
 use crate::labs::rate_limiter::service::RateLimiterLab;
+use crate::labs::upload::service::UploadLab;
 use crate::sandbox::Sandbox;
 use crate::sandbox::pool::SandboxPool;
 use crate::web;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub notifications: Arc<NotificationsLab>,
     /// Lets curl act as a learner in any lab (see `labs::learner`).
     pub lab_keys: Arc<LabKeys>,
+    /// The streaming-upload lab: storage, limits, concurrency cap, live progress.
+    pub uploads: Arc<UploadLab>,
     pub site: Arc<SiteInfo>,
     pub metrics: PrometheusHandle,
     /// Labs with a graded challenge.
@@ -117,6 +120,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         throttle: LoginThrottle::new(redis.clone(), &config.redis_prefix),
         rate_limiter: Arc::new(RateLimiterLab::new(redis.clone(), &config.redis_prefix)),
         lab_keys: Arc::new(LabKeys::new(config.secret.expose())),
+        uploads: Arc::new(UploadLab::new(
+            config.upload.clone(),
+            config.secret.expose(),
+        )),
         config: Arc::new(config),
         db,
         redis,

@@ -72,6 +72,8 @@ pub struct ServeArgs {
     pub secret: Option<String>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub upload: Box<UploadArgs>,
 }
 
 /// Kafka for the notifications lab. Without `KAFKA_BROKERS` an in-process mock cluster
@@ -150,6 +152,95 @@ impl Default for KafkaArgs {
     }
 }
 
+/// The streaming-upload lab's storage and limits (every limit has its own error code, see
+/// `labs::upload::limits`).
+#[derive(Debug, Clone, Args)]
+pub struct UploadArgs {
+    /// Where uploaded files are stored, one folder per learner.
+    #[arg(
+        long = "upload-dir",
+        env = "LABDECK_UPLOAD_DIR",
+        default_value = ".data/uploads"
+    )]
+    pub dir: PathBuf,
+    /// Largest single file (multipart file, raw body, presigned or tus upload), in bytes.
+    #[arg(long = "upload-max-file-bytes", env = "LABDECK_UPLOAD_MAX_FILE_BYTES", default_value_t = 200 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+    /// Largest request body of one upload request, in bytes.
+    #[arg(long = "upload-max-request-bytes", env = "LABDECK_UPLOAD_MAX_REQUEST_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_request_bytes: u64,
+    /// Most files in one multipart request.
+    #[arg(
+        long = "upload-max-files",
+        env = "LABDECK_UPLOAD_MAX_FILES",
+        default_value_t = 5
+    )]
+    pub max_files: u32,
+    /// Most non-file fields in one multipart request.
+    #[arg(
+        long = "upload-max-fields",
+        env = "LABDECK_UPLOAD_MAX_FIELDS",
+        default_value_t = 10
+    )]
+    pub max_fields: u32,
+    /// Largest non-file field value, in bytes.
+    #[arg(long = "upload-max-field-bytes", env = "LABDECK_UPLOAD_MAX_FIELD_BYTES", default_value_t = 16 * 1024)]
+    pub max_field_bytes: u64,
+    /// Most parts (files and fields together) in one multipart request.
+    #[arg(
+        long = "upload-max-parts",
+        env = "LABDECK_UPLOAD_MAX_PARTS",
+        default_value_t = 20
+    )]
+    pub max_parts: u32,
+    /// Uploads one learner may have in flight at once; beyond it: 503 + Retry-After.
+    #[arg(
+        long = "upload-per-learner",
+        env = "LABDECK_UPLOAD_PER_LEARNER",
+        default_value_t = 3
+    )]
+    pub per_learner: u32,
+    /// Uploads the whole server accepts at once; beyond it: 503 + Retry-After.
+    #[arg(
+        long = "upload-global",
+        env = "LABDECK_UPLOAD_GLOBAL",
+        default_value_t = 64
+    )]
+    pub global: u32,
+    /// Cap of the deliberately buffering endpoint (it holds the whole body in memory).
+    #[arg(long = "upload-buffered-max-bytes", env = "LABDECK_UPLOAD_BUFFERED_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub buffered_max_bytes: u64,
+    /// How long presigned upload and download URLs stay valid, in seconds.
+    #[arg(
+        long = "upload-url-ttl",
+        env = "LABDECK_UPLOAD_URL_TTL",
+        default_value_t = 600
+    )]
+    pub url_ttl_secs: u64,
+    /// How long an unfinished tus upload is kept, in seconds.
+    #[arg(long = "upload-tus-expiry", env = "LABDECK_UPLOAD_TUS_EXPIRY", default_value_t = 24 * 3600)]
+    pub tus_expiry_secs: u64,
+}
+
+impl Default for UploadArgs {
+    fn default() -> Self {
+        UploadArgs {
+            dir: PathBuf::from(".data/uploads"),
+            max_file_bytes: 200 * 1024 * 1024,
+            max_request_bytes: 256 * 1024 * 1024,
+            max_files: 5,
+            max_fields: 10,
+            max_field_bytes: 16 * 1024,
+            max_parts: 20,
+            per_learner: 3,
+            global: 64,
+            buffered_max_bytes: 8 * 1024 * 1024,
+            url_ttl_secs: 600,
+            tus_expiry_secs: 24 * 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
@@ -165,6 +256,7 @@ pub struct Config {
     pub dev: bool,
     pub secret: Secret,
     pub kafka: KafkaArgs,
+    pub upload: UploadArgs,
 }
 
 impl Config {
@@ -197,6 +289,7 @@ impl Config {
             dev: args.dev,
             secret,
             kafka: args.kafka,
+            upload: *args.upload,
         })
     }
 

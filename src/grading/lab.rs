@@ -141,7 +141,7 @@ impl Lab {
     pub fn limits_for(&self, case: &TestCase) -> Limits {
         Limits {
             fuel: case.fuel.unwrap_or(self.limits.fuel),
-            ..self.limits.clone()
+            ..self.limits
         }
     }
 

@@ -26,7 +26,7 @@ pub const LABS: &[LabInfo] = &[
     LabInfo {
         id: "upload",
         title: "Streaming upload",
-        available: false,
+        available: true,
     },
     LabInfo {
         id: "rate-limiter",

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(labs::router())
         .merge(crate::labs::rate_limiter::live::router(&state))
         .merge(crate::labs::notifications::live::router(&state))
+        .merge(crate::labs::upload::page::router())
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn_with_state(
@@ -104,6 +105,19 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        // The upload API streams bodies for as long as the client needs (no 30 s timeout) and
+        // checks its own CSRF tokens (the viewer middleware would read form bodies to do so).
+        .merge(
+            crate::labs::upload::api::router(&state)
+                .layer(middleware::from_fn(record_metrics))
+                .layer(CatchPanicLayer::custom(|_| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Something went wrong on our side.",
+                    )
+                        .into_response()
+                })),
+        )
         .layer(CompressionLayer::new())
         .with_state(state);
     for (name, value) in security_headers {

@@ -109,7 +109,8 @@ pub fn build_cookie(name: &'static str, value: String, secure: bool) -> Cookie<'
         .build()
 }
 
-fn csrf_token(secret: &[u8], seed: &str) -> String {
+/// This browser's CSRF token: an HMAC of its seed cookie (the upload lab's API checks it too).
+pub fn csrf_token(secret: &[u8], seed: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         return String::new();
     };

@@ -2,6 +2,8 @@
 // its own, and a headless Chromium driven by Playwright. Used by the browser tests.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -27,6 +29,7 @@ export async function startServer() {
       LABDECK_NOTIFY_RETRY_BASE_MS: '300',
       LABDECK_NOTIFY_RETRY_MULTIPLIER: '2',
       LABDECK_NOTIFY_MAX_ATTEMPTS: '3',
+      LABDECK_UPLOAD_DIR: path.join(os.tmpdir(), dbName, 'uploads'),
       RUST_LOG: 'warn',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -49,6 +52,7 @@ export async function startServer() {
     async stop() {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
+      rmSync(path.join(os.tmpdir(), dbName), { recursive: true, force: true });
       try {
         execFileSync('psql', [admin, '-XqAc', `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`], { stdio: 'ignore' });
       } catch {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use labdeck::app::{self, AppState, RunningServer};
-use labdeck::config::{Config, DatabaseArgs, KafkaArgs, ServeArgs};
+use labdeck::config::{Config, DatabaseArgs, KafkaArgs, ServeArgs, UploadArgs};
 use reqwest::redirect::Policy;
 use scraper::{Html, Selector};
 
@@ -64,6 +64,8 @@ pub struct TestOptions {
     pub redis_prefix: Option<String>,
     /// Kafka for the notifications lab: off unless a test asks for [`test_kafka`].
     pub kafka: KafkaArgs,
+    /// Upload-lab limits; the storage folder is always a fresh one per server.
+    pub upload: UploadArgs,
 }
 
 impl Default for TestOptions {
@@ -79,6 +81,7 @@ impl Default for TestOptions {
                 disabled: true,
                 ..KafkaArgs::default()
             },
+            upload: UploadArgs::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ struct ServerGuard {
     database_name: String,
     redis_url: String,
     redis_prefix: String,
+    upload_dir: PathBuf,
 }
 
 #[derive(Clone)]
@@ -110,6 +114,7 @@ impl TestApp {
         let redis_prefix = options
             .redis_prefix
             .unwrap_or_else(|| format!("labdeck-test:{database_name}:"));
+        let upload_dir = std::env::temp_dir().join(&database_name).join("uploads");
         let args = ServeArgs {
             db: DatabaseArgs {
                 database_url: database_url.clone(),
@@ -126,6 +131,10 @@ impl TestApp {
             dev: options.dev,
             secret: Some("test-secret-that-is-long-enough-0123456789".to_string()),
             kafka: options.kafka,
+            upload: Box::new(UploadArgs {
+                dir: upload_dir.clone(),
+                ..options.upload
+            }),
         };
         let config = Config::from_args(args).expect("config");
         let server = app::start(config).await.expect("server starts");
@@ -139,6 +148,7 @@ impl TestApp {
                 database_name,
                 redis_url: options.redis_url,
                 redis_prefix,
+                upload_dir,
             }),
         }
     }
@@ -278,6 +288,9 @@ impl Drop for ServerGuard {
     fn drop(&mut self) {
         self.server.handle.abort();
         delete_redis_keys(&self.redis_url, &self.redis_prefix);
+        if let Some(parent) = self.upload_dir.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
         let name = self.database_name.clone();
         let admin = admin_database_url();
         // Drop runs outside async context; use a private runtime on its own thread.

@@ -13,4 +13,5 @@ mod progress;
 mod rate_limiter;
 mod sandbox;
 mod search;
+mod upload;
 mod upload_challenge;

@@ -171,7 +171,9 @@ async fn the_challenge_page_grades_the_reference_as_accepted_and_the_starter_as_
 #[test]
 fn an_endless_loop_stops_at_the_submissions_fuel_budget() {
     let lab = upload_lab();
-    let budget = lab.submission_fuel.expect("the upload lab caps a submission's fuel");
+    let budget = lab
+        .submission_fuel
+        .expect("the upload lab caps a submission's fuel");
     let report = grade("function createAggregator() { for (;;) {} }".to_string());
     let (skipped, ran): (Vec<_>, Vec<_>) = report
         .results
@@ -180,7 +182,12 @@ fn an_endless_loop_stops_at_the_submissions_fuel_budget() {
     assert!(report.results.iter().all(|r| r.verdict == "time_limit"));
     // Every test ran to its own limit until the budget was gone (public + hidden: 18 tests,
     // the large upload with its own 4.5·10¹⁰), then the 30 random traces were not run.
-    assert_eq!(ran.len(), 18, "{:?}", ran.iter().map(|r| &r.name).collect::<Vec<_>>());
+    assert_eq!(
+        ran.len(),
+        18,
+        "{:?}",
+        ran.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
     assert_eq!(skipped.len(), 30);
     assert!(skipped.iter().all(|r| r.visibility == Visibility::Random));
     // What the learner sees of the spend: public tests show their fuel; all stopped at the limit.
