@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             prefix: format!("{name}."),
             ..KafkaArgs::default()
         },
+        upload: Box::default(),
     })?;
     let server = app::start(config).await?;
     let base = format!("http://{}", server.addr);

@@ -47,7 +47,7 @@ fn row(i: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_upload_is_stored_at_bounded_memory() {
     let app = TestApp::spawn().await;
-    let key = app.state().rate_limiter.lab_keys.issue("v00000000000000aa");
+    let key = app.state().lab_keys.issue("v00000000000000aa");
     let header = "id,name,amount\n";
     let line = row(0).len();
     let rows = (TOTAL - header.len()) / line;

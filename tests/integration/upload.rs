@@ -44,7 +44,7 @@ async fn spawn_small() -> TestApp {
 /// A learner identity for curl-style clients: the lab key of a made-up visitor namespace.
 fn key_for(app: &TestApp, n: u64) -> (String, String) {
     let namespace = format!("v{n:016x}");
-    let key = app.state().rate_limiter.lab_keys.issue(&namespace);
+    let key = app.state().lab_keys.issue(&namespace);
     (namespace, key)
 }
 
@@ -740,7 +740,7 @@ async fn a_slow_client_gets_its_413_mid_body_without_sending_the_rest() {
 
 /// Polls the learner's status until `done` holds (at most 5 s).
 async fn wait_for(app: &TestApp, namespace: &str, done: impl Fn(&Value) -> bool) {
-    let key = app.state().rate_limiter.lab_keys.issue(namespace);
+    let key = app.state().lab_keys.issue(namespace);
     for _ in 0..250 {
         let (_, status) = json(
             app.client
