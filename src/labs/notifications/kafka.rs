@@ -105,6 +105,10 @@ impl Kafka {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "5000")
+            // How long a fetch may wait for data. Kafka answers a waiting fetch as soon as data
+            // arrives, but librdkafka's mock cluster and tansu hold it for the full wait, which
+            // at the default 500 ms made every notification half a second late.
+            .set("fetch.wait.max.ms", "20")
             .create()
             .with_context(|| format!("creating the Kafka consumer for group {group}"))
     }
