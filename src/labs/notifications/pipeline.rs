@@ -85,10 +85,14 @@ pub async fn consume(lab: Arc<NotificationsLab>, source: Source) {
     let Some(pipeline) = &lab.pipeline else {
         return;
     };
-    let consumer: StreamConsumer = loop {
+    // Never closed: closing (librdkafka's consumer close, run by `Drop`) blocks the thread until
+    // the group coordinator has acknowledged the leave, and it is only ever reached when the
+    // runtime shuts down — where it hung a test run. Without it the broker rebalances the group
+    // after `session.timeout.ms` (10 s); offsets are committed as records finish either way.
+    let consumer: std::mem::ManuallyDrop<StreamConsumer> = loop {
         match pipeline.kafka.consumer(&source.group(&lab)) {
             Ok(consumer) => match consumer.subscribe(&[source.topic()]) {
-                Ok(()) => break consumer,
+                Ok(()) => break std::mem::ManuallyDrop::new(consumer),
                 Err(err) => tracing::warn!(error = %err, topic = source.topic(), "subscribing"),
             },
             Err(err) => tracing::warn!(error = %format!("{err:#}"), "creating a consumer"),
