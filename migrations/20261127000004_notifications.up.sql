@@ -53,9 +53,12 @@ CREATE TABLE notify_emails (
 );
 CREATE INDEX notify_emails_learner ON notify_emails (learner, id DESC);
 
--- Filled by the consumer of the dead-letter topic (one row per DLT record).
+-- Filled by the consumer of the dead-letter topic: one row per dead letter, keyed by the id the
+-- router put in its `x-dead-letter-id` header (partition and offset are not unique: an embedded
+-- broker starts again at offset 0 on every restart).
 CREATE TABLE notify_dead_letters (
     id          bigserial PRIMARY KEY,
+    dlt_id      uuid NOT NULL UNIQUE,
     learner     text NOT NULL,
     event_id    uuid NOT NULL,
     handler     text NOT NULL,
@@ -67,8 +70,7 @@ CREATE TABLE notify_dead_letters (
     dlt_partition integer NOT NULL,
     dlt_offset  bigint NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    replayed_at timestamptz,
-    UNIQUE (dlt_partition, dlt_offset)
+    replayed_at timestamptz
 );
 CREATE INDEX notify_dead_letters_learner ON notify_dead_letters (learner, id DESC);
 

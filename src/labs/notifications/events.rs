@@ -74,6 +74,8 @@ pub struct Delivery {
     pub reason: Option<String>,
     /// On replays: the dead letter being replayed.
     pub replay_of: Option<i64>,
+    /// On DLT records: the dead letter's own id, so a redelivered record is stored once.
+    pub dead_letter_id: Option<Uuid>,
 }
 
 pub const H_ATTEMPT: &str = "x-attempt";
@@ -84,6 +86,7 @@ pub const H_REASON: &str = "x-dlt-reason";
 pub const H_ERROR: &str = "x-error";
 pub const H_REPLAY_OF: &str = "x-replay-of";
 pub const H_EVENT_ID: &str = "x-event-id";
+pub const H_DEAD_LETTER_ID: &str = "x-dead-letter-id";
 
 impl Delivery {
     pub fn first() -> Delivery {
@@ -116,6 +119,7 @@ impl Delivery {
                 H_HISTORY => delivery.history = serde_json::from_str(value).unwrap_or_default(),
                 H_REASON => delivery.reason = Some(value.to_string()),
                 H_REPLAY_OF => delivery.replay_of = value.parse().ok(),
+                H_DEAD_LETTER_ID => delivery.dead_letter_id = Uuid::parse_str(value).ok(),
                 _ => {}
             }
         }
@@ -171,6 +175,12 @@ impl Delivery {
                 value: Some(&id.to_string()),
             });
         }
+        if let Some(id) = self.dead_letter_id {
+            headers = headers.insert(Header {
+                key: H_DEAD_LETTER_ID,
+                value: Some(&id.to_string()),
+            });
+        }
         headers
     }
 }
@@ -198,6 +208,7 @@ mod tests {
             }],
             reason: Some("exhausted".into()),
             replay_of: Some(42),
+            dead_letter_id: Some(Uuid::from_u128(7)),
         };
         let headers = delivery.to_headers(Uuid::nil());
         assert_eq!(Delivery::from_headers(Some(&headers)), delivery);

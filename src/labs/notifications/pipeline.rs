@@ -282,6 +282,7 @@ async fn route(
                     history,
                     reason: None,
                     replay_of: None,
+                    dead_letter_id: None,
                 },
                 "retry_scheduled",
                 json!({ "handler": handler.id(), "topic": topic, "attempt": attempt,
@@ -302,6 +303,8 @@ async fn route(
                     history,
                     reason: Some(reason.to_string()),
                     replay_of: None,
+                    // Made once, before the publish is retried, so every copy carries the same.
+                    dead_letter_id: Some(uuid::Uuid::new_v4()),
                 },
                 "dead_lettered",
                 json!({ "handler": handler.id(), "topic": topic, "reason": reason,
@@ -364,6 +367,7 @@ async fn store_dead_letter(
         .map(|a| a.error.clone())
         .unwrap_or_default();
     let dead = store::NewDeadLetter {
+        id: delivery.dead_letter_id.unwrap_or_else(uuid::Uuid::new_v4),
         event,
         handler,
         reason: delivery.reason.as_deref().unwrap_or("unknown"),

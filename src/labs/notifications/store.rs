@@ -492,6 +492,8 @@ pub async fn take_failure(db: &PgPool, learner: &str) -> sqlx::Result<Option<i32
 }
 
 pub struct NewDeadLetter<'a> {
+    /// From the record's `x-dead-letter-id` header.
+    pub id: Uuid,
     pub event: &'a OrderEvent,
     pub handler: &'a str,
     pub reason: &'a str,
@@ -502,13 +504,13 @@ pub struct NewDeadLetter<'a> {
     pub offset: i64,
 }
 
-/// Stores a record read from the DLT once (by its partition and offset); returns its id when new.
+/// Stores a record read from the DLT once (by its dead-letter id); returns its row id when new.
 pub async fn insert_dead_letter(db: &PgPool, dead: NewDeadLetter<'_>) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO notify_dead_letters
-           (learner, event_id, handler, reason, error, attempts, history, payload, dlt_partition, dlt_offset)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (dlt_partition, dlt_offset) DO NOTHING RETURNING id",
+           (learner, event_id, handler, reason, error, attempts, history, payload, dlt_partition, dlt_offset, dlt_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (dlt_id) DO NOTHING RETURNING id",
     )
     .bind(&dead.event.learner)
     .bind(dead.event.event_id)
@@ -520,6 +522,7 @@ pub async fn insert_dead_letter(db: &PgPool, dead: NewDeadLetter<'_>) -> sqlx::R
     .bind(serde_json::to_value(dead.event).unwrap_or(Value::Null))
     .bind(dead.partition)
     .bind(dead.offset)
+    .bind(dead.id)
     .fetch_optional(db)
     .await
 }
