@@ -4,6 +4,7 @@
 
 CREATE TABLE notify_orders (
     id           uuid PRIMARY KEY,
+    event_id     uuid NOT NULL UNIQUE,
     learner      text NOT NULL,
     item         text NOT NULL,
     quantity     integer NOT NULL CHECK (quantity > 0),

@@ -420,6 +420,30 @@ fn not_compiled(index: usize, case: &TestCase, failure: &Failure) -> TestResult 
     }
 }
 
+/// Shrink candidates for a trace held in the array `input[field]`: the input with chunks of that
+/// array removed, halves first, down to single elements (never empty). For
+/// [`Challenge::shrink`] of trace-shaped inputs.
+pub fn without_chunks(input: &Value, field: &str) -> Vec<Value> {
+    let items = input[field].as_array().cloned().unwrap_or_default();
+    let mut candidates = Vec::new();
+    let mut chunk = items.len() / 2;
+    while chunk >= 1 {
+        let mut start = 0;
+        while start < items.len() {
+            let mut fewer = items.clone();
+            fewer.drain(start..(start + chunk).min(items.len()));
+            if !fewer.is_empty() {
+                let mut candidate = input.clone();
+                candidate[field] = Value::Array(fewer);
+                candidates.push(candidate);
+            }
+            start += chunk;
+        }
+        chunk /= 2;
+    }
+    candidates
+}
+
 /// The random traces of a lab: the same for every submission.
 pub fn random_cases(challenge: &dyn Challenge, seed: u64, count: usize) -> Vec<TestCase> {
     (0..count)

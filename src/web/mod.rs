@@ -165,6 +165,15 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// A page's query string as a map; an unreadable one is an empty map (pages fall back to their
+/// defaults instead of refusing to render).
+pub fn page_query(raw: Option<&str>) -> std::collections::HashMap<String, String> {
+    raw.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
 /// Responses that differ between htmx and full-page requests must say so to caches.
 pub fn vary_hx_request(mut response: Response) -> Response {
     response

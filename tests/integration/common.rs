@@ -443,3 +443,40 @@ pub async fn form_error(response: reqwest::Response) -> (u16, String) {
     let html = Html::parse_document(&response.text().await.expect("body"));
     (status, text(&html, ".form-error"))
 }
+
+/// Reads a submission's SSE stream to the end: (result fragments, summary fragment).
+pub async fn follow_submission(app: &TestApp, lab: &str, id: i64) -> (Vec<String>, String) {
+    let mut response = app
+        .client
+        .get(app.url(&format!("/labs/{lab}/submissions/{id}/events")))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut raw = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            raw.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the stream ends when grading is done");
+    let mut results = Vec::new();
+    let mut summary = String::new();
+    for block in raw.split("\n\n") {
+        let event = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or("");
+        let data: Vec<&str> = block
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
+            .collect();
+        match event {
+            "result" => results.push(data.join("\n")),
+            "done" => summary = data.join("\n"),
+            _ => {}
+        }
+    }
+    (results, summary)
+}

@@ -2,7 +2,6 @@
 //! reference is accepted, the starter gets expected vs actual, and a consumer without dedupe
 //! fails the hidden duplicate storm without learning its data.
 
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -37,40 +36,12 @@ async fn submit(app: &TestApp, source: &str, mode: &str) -> i64 {
         .unwrap_or_else(|| panic!("no submission id in {events}"))
 }
 
-/// Reads the SSE stream to the end: (result fragments, summary fragment).
 async fn follow(app: &TestApp, id: i64) -> (Vec<scraper::Html>, String) {
-    let mut response = app
-        .client
-        .get(app.url(&format!("/labs/{LAB}/submissions/{id}/events")))
-        .send()
-        .await
-        .expect("events");
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(90), async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            raw.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    })
-    .await
-    .expect("the stream ends when grading is done");
-    let mut results = Vec::new();
-    let mut summary = String::new();
-    for block in raw.split("\n\n") {
-        let event = block
-            .lines()
-            .find_map(|l| l.strip_prefix("event: "))
-            .unwrap_or("");
-        let data: Vec<&str> = block
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
-            .collect();
-        match event {
-            "result" => results.push(scraper::Html::parse_fragment(&data.join("\n"))),
-            "done" => summary = data.join("\n"),
-            _ => {}
-        }
-    }
+    let (results, summary) = crate::common::follow_submission(app, LAB, id).await;
+    let results = results
+        .iter()
+        .map(|r| scraper::Html::parse_fragment(r))
+        .collect();
     (results, summary)
 }
 

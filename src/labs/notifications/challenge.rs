@@ -208,25 +208,7 @@ impl Challenge for NotificationsChallenge {
     }
 
     fn shrink(&self, input: &Value) -> Vec<Value> {
-        let deliveries = input["deliveries"].as_array().cloned().unwrap_or_default();
-        let mut candidates = Vec::new();
-        // Remove chunks of deliveries, halves first, down to single ones.
-        let mut chunk = deliveries.len() / 2;
-        while chunk >= 1 {
-            let mut start = 0;
-            while start < deliveries.len() {
-                let mut fewer = deliveries.clone();
-                fewer.drain(start..(start + chunk).min(deliveries.len()));
-                if !fewer.is_empty() {
-                    let mut candidate = input.clone();
-                    candidate["deliveries"] = Value::Array(fewer);
-                    candidates.push(candidate);
-                }
-                start += chunk;
-            }
-            chunk /= 2;
-        }
-        candidates
+        crate::grading::without_chunks(input, "deliveries")
     }
 
     fn compare(&self, input: &Value, expected: &Value, actual: &Value) -> Result<(), String> {

@@ -37,8 +37,8 @@ use crate::app::AppState;
 use crate::labs::learner::{Learner, api_error, identify_learner, no_store};
 use crate::web::error::AppError;
 use crate::web::layout::Layout;
-use crate::web::vary_hx_request;
 use crate::web::viewer::Viewer;
+use crate::web::{page_query, vary_hx_request};
 
 pub const LAB_PATH: &str = "/labs/notifications";
 const MAX_ITEM_CHARS: usize = 100;
@@ -672,7 +672,7 @@ async fn activity(
     let ns = &learner.namespace;
     let internal = |e: sqlx::Error| AppError::Internal(e.into());
     let orders = store::recent_orders(db, ns, 10).await.map_err(internal)?;
-    let selected = event.or_else(|| orders.first().and_then(|o| o.event_id));
+    let selected = event.or_else(|| orders.first().map(|o| o.event_id));
     let journey = match selected {
         Some(event_id) => {
             let steps = store::journey_of(db, ns, event_id)
@@ -680,7 +680,7 @@ async fn activity(
                 .map_err(internal)?;
             let item = orders
                 .iter()
-                .find(|o| o.event_id == Some(event_id))
+                .find(|o| o.event_id == event_id)
                 .map(|o| o.item.clone())
                 .unwrap_or_default();
             (!steps.is_empty()).then_some(JourneyView {
@@ -772,13 +772,6 @@ async fn render_page(
         layout: Layout::new(viewer, "Notifications lab"),
     };
     Ok(vary_hx_request(Html(page.render()?).into_response()))
-}
-
-fn page_query(raw: Option<&str>) -> HashMap<String, String> {
-    raw.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
 }
 
 async fn lab_show(

@@ -37,9 +37,10 @@ pub async fn place_order(
     let payload = serde_json::to_value(&event).unwrap_or(Value::Null);
     let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO notify_orders (id, learner, item, quantity, amount_cents) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO notify_orders (id, event_id, learner, item, quantity, amount_cents) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(event.order_id)
+    .bind(event.event_id)
     .bind(learner)
     .bind(item)
     .bind(quantity)
@@ -174,7 +175,7 @@ pub async fn journey(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct JourneyStep {
     pub at: chrono::DateTime<chrono::Utc>,
     pub stage: String,
@@ -186,21 +187,13 @@ pub async fn journey_of(
     learner: &str,
     event_id: Uuid,
 ) -> sqlx::Result<Vec<JourneyStep>> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT at, stage, detail FROM notify_journey WHERE event_id = $1 AND learner = $2 ORDER BY id",
     )
     .bind(event_id)
     .bind(learner)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| JourneyStep {
-            at: row.get("at"),
-            stage: row.get("stage"),
-            detail: row.get("detail"),
-        })
-        .collect())
+    .await
 }
 
 /// Stores the notification for an event once. `Some(seq)` when this call stored it, `None` when
@@ -238,7 +231,7 @@ pub async fn insert_notification(
     Ok(seq)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Notification {
     pub seq: i64,
     pub event_id: Uuid,
@@ -255,16 +248,15 @@ pub async fn notifications_after(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Notification>> {
-    let rows = sqlx::query(
-        "SELECT seq, event_id, title, body, created_at, read_at IS NOT NULL AS read
-         FROM notify_notifications WHERE learner = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notify_notifications
+         WHERE learner = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
     .bind(learner)
     .bind(after)
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(notification_from_row).collect())
+    .await
 }
 
 /// The newest first, for the page.
@@ -273,27 +265,18 @@ pub async fn recent_notifications(
     learner: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Notification>> {
-    let rows = sqlx::query(
-        "SELECT seq, event_id, title, body, created_at, read_at IS NOT NULL AS read
-         FROM notify_notifications WHERE learner = $1 ORDER BY seq DESC LIMIT $2",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notify_notifications
+         WHERE learner = $1 ORDER BY seq DESC LIMIT $2"
+    ))
     .bind(learner)
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(notification_from_row).collect())
+    .await
 }
 
-fn notification_from_row(row: sqlx::postgres::PgRow) -> Notification {
-    Notification {
-        seq: row.get("seq"),
-        event_id: row.get("event_id"),
-        title: row.get("title"),
-        body: row.get("body"),
-        created_at: row.get("created_at"),
-        read: row.get("read"),
-    }
-}
+const NOTIFICATION_COLUMNS: &str =
+    "seq, event_id, title, body, created_at, read_at IS NOT NULL AS read";
 
 /// The learner's newest cursor and unread count.
 pub async fn head(db: &PgPool, learner: &str) -> sqlx::Result<(i64, i64)> {
@@ -356,7 +339,7 @@ pub async fn insert_email(
     Ok(result.rows_affected() == 1)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Email {
     pub event_id: Uuid,
     pub recipient: String,
@@ -367,31 +350,20 @@ pub struct Email {
 }
 
 pub async fn recent_emails(db: &PgPool, learner: &str, limit: i64) -> sqlx::Result<Vec<Email>> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT event_id, recipient, subject, body, attempt, sent_at FROM notify_emails
          WHERE learner = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(learner)
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Email {
-            event_id: row.get("event_id"),
-            recipient: row.get("recipient"),
-            subject: row.get("subject"),
-            body: row.get("body"),
-            attempt: row.get("attempt"),
-            sent_at: row.get("sent_at"),
-        })
-        .collect())
+    .await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Order {
     pub id: Uuid,
-    pub event_id: Option<Uuid>,
+    pub event_id: Uuid,
     pub item: String,
     pub quantity: i32,
     pub amount_cents: i64,
@@ -400,32 +372,20 @@ pub struct Order {
 }
 
 pub async fn recent_orders(db: &PgPool, learner: &str, limit: i64) -> sqlx::Result<Vec<Order>> {
-    let rows = sqlx::query(
-        "SELECT o.id, x.event_id, o.item, o.quantity, o.amount_cents, o.created_at,
+    sqlx::query_as(
+        "SELECT o.id, o.event_id, o.item, o.quantity, o.amount_cents, o.created_at,
                 x.sent_at IS NOT NULL AS published
-         FROM notify_orders o LEFT JOIN notify_outbox x ON x.payload->>'order_id' = o.id::text
+         FROM notify_orders o JOIN notify_outbox x ON x.event_id = o.event_id
          WHERE o.learner = $1 ORDER BY o.created_at DESC LIMIT $2",
     )
     .bind(learner)
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Order {
-            id: row.get("id"),
-            event_id: row.get("event_id"),
-            item: row.get("item"),
-            quantity: row.get("quantity"),
-            amount_cents: row.get("amount_cents"),
-            created_at: row.get("created_at"),
-            published: row.get("published"),
-        })
-        .collect())
+    .await
 }
 
 /// The learner's fault knobs for the email handler and the consumer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Faults {
     /// `ok`, `fail_times` (fail the next `fail_remaining` attempts), `always`, or `fatal`.
     pub email_mode: String,
@@ -446,20 +406,13 @@ impl Default for Faults {
 }
 
 pub async fn faults(db: &PgPool, learner: &str) -> sqlx::Result<Faults> {
-    let row = sqlx::query(
+    let faults = sqlx::query_as(
         "SELECT email_mode, fail_remaining, slow_ms, paused FROM notify_faults WHERE learner = $1",
     )
     .bind(learner)
     .fetch_optional(db)
     .await?;
-    Ok(row
-        .map(|row| Faults {
-            email_mode: row.get("email_mode"),
-            fail_remaining: row.get("fail_remaining"),
-            slow_ms: row.get("slow_ms"),
-            paused: row.get("paused"),
-        })
-        .unwrap_or_default())
+    Ok(faults.unwrap_or_default())
 }
 
 pub async fn save_faults(db: &PgPool, learner: &str, faults: &Faults) -> sqlx::Result<()> {
@@ -527,7 +480,7 @@ pub async fn insert_dead_letter(db: &PgPool, dead: NewDeadLetter<'_>) -> sqlx::R
     .await
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
     pub event_id: Uuid,
@@ -538,7 +491,9 @@ pub struct DeadLetter {
     pub history: Value,
     #[serde(skip)]
     pub payload: Value,
+    #[sqlx(rename = "dlt_partition")]
     pub partition: i32,
+    #[sqlx(rename = "dlt_offset")]
     pub offset: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub replayed_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -547,45 +502,26 @@ pub struct DeadLetter {
 const DEAD_LETTER_COLUMNS: &str = "id, event_id, handler, reason, error, attempts, history, payload, \
      dlt_partition, dlt_offset, created_at, replayed_at";
 
-fn dead_letter_from_row(row: sqlx::postgres::PgRow) -> DeadLetter {
-    DeadLetter {
-        id: row.get("id"),
-        event_id: row.get("event_id"),
-        handler: row.get("handler"),
-        reason: row.get("reason"),
-        error: row.get("error"),
-        attempts: row.get("attempts"),
-        history: row.get("history"),
-        payload: row.get("payload"),
-        partition: row.get("dlt_partition"),
-        offset: row.get("dlt_offset"),
-        created_at: row.get("created_at"),
-        replayed_at: row.get("replayed_at"),
-    }
-}
-
 pub async fn dead_letters(db: &PgPool, learner: &str, limit: i64) -> sqlx::Result<Vec<DeadLetter>> {
-    let rows = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {DEAD_LETTER_COLUMNS} FROM notify_dead_letters WHERE learner = $1 ORDER BY id DESC LIMIT $2"
     ))
     .bind(learner)
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(dead_letter_from_row).collect())
+    .await
 }
 
 /// Claims a dead letter for replay: `None` unless it is the learner's and not replayed yet.
 pub async fn claim_replay(db: &PgPool, learner: &str, id: i64) -> sqlx::Result<Option<DeadLetter>> {
-    let row = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "UPDATE notify_dead_letters SET replayed_at = now()
          WHERE id = $1 AND learner = $2 AND replayed_at IS NULL RETURNING {DEAD_LETTER_COLUMNS}"
     ))
     .bind(id)
     .bind(learner)
     .fetch_optional(db)
-    .await?;
-    Ok(row.map(dead_letter_from_row))
+    .await
 }
 
 /// Undoes a claim when the replay could not be published.

@@ -75,25 +75,7 @@ impl Challenge for RateLimiterChallenge {
     }
 
     fn shrink(&self, input: &Value) -> Vec<Value> {
-        let hits = input["hits"].as_array().cloned().unwrap_or_default();
-        let mut candidates = Vec::new();
-        // Remove chunks of hits, halves first, down to single hits.
-        let mut chunk = hits.len() / 2;
-        while chunk >= 1 {
-            let mut start = 0;
-            while start < hits.len() {
-                let mut fewer = hits.clone();
-                fewer.drain(start..(start + chunk).min(hits.len()));
-                if !fewer.is_empty() {
-                    let mut candidate = input.clone();
-                    candidate["hits"] = Value::Array(fewer);
-                    candidates.push(candidate);
-                }
-                start += chunk;
-            }
-            chunk /= 2;
-        }
-        candidates
+        crate::grading::without_chunks(input, "hits")
     }
 
     fn compare(&self, input: &Value, expected: &Value, actual: &Value) -> Result<(), String> {

@@ -38,8 +38,8 @@ use crate::app::AppState;
 use crate::labs::learner::{Learner, api_error, identify_learner, no_store};
 use crate::web::error::AppError;
 use crate::web::layout::Layout;
-use crate::web::vary_hx_request;
 use crate::web::viewer::Viewer;
+use crate::web::{page_query, vary_hx_request};
 
 pub const LAB_PATH: &str = "/labs/rate-limiter";
 pub const API_PATH: &str = "/labs/rate-limiter/api/demo";
@@ -500,14 +500,6 @@ struct StatePartial {
 #[template(path = "labs/rate_limiter/reset.html")]
 struct ResetPartial {
     reset_done: bool,
-}
-
-/// Query of the lab page: flash flags after a form post, and the replay to show.
-fn page_query(raw: Option<&str>) -> HashMap<String, String> {
-    raw.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
 }
 
 fn replay_for(settings: &Settings, query: &HashMap<String, String>) -> Replay {
