@@ -2,7 +2,6 @@
 //! reference is accepted, the starter gets expected vs actual, and a consumer without dedupe
 //! fails the hidden duplicate storm without learning its data.
 
-
 use serde_json::Value;
 
 use crate::common::{TestApp, attr, manifest_dir, select, text};
